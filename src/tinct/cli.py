@@ -77,7 +77,7 @@ def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None
 def cmd_colorize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .io import SUPPORTED_EXTENSIONS
+    from .io import SUPPORTED_EXTENSIONS, read_image
     from .pipeline import Colorizer
 
     if args.format and "." + args.format.lstrip(".").lower() not in SUPPORTED_EXTENSIONS:
@@ -121,8 +121,12 @@ def cmd_colorize(args: argparse.Namespace) -> int:
             fail(src, err)
         bar.update(1)
 
+    extra = {"seed": args.seed} if args.seed is not None else {}
+    if args.style:
+        extra["style"] = read_image(args.style)
+        colorizer.style_lightness(extra["style"])  # refuse a style the model cannot use, before the batch
     colorizer.colorize_files(jobs, done, confidence=args.confidence, samples=args.samples or 0,
-                             max_pixels=args.max_pixels, **({"seed": args.seed} if args.seed is not None else {}))
+                             max_pixels=args.max_pixels, **extra)
     bar.close()
     ok = len(plan) - failures - skipped
     if not args.quiet:
@@ -202,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, default=0, metavar="N", help="write N sampled colorizations per photo")
     c.add_argument("--seed", type=int, default=None, help="seed for --samples / --decode sample")
     c.add_argument("--confidence", action="store_true", help="also write <name>.confidence.png (1 - entropy)")
+    c.add_argument("--style", default=None, metavar="IMAGE",
+                   help="take global features (the colors' mood) from this reference photo (models with global features)")
     c.add_argument("--format", default=None, metavar="EXT", help="output format, e.g. png or jpg (default: as input)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")

@@ -119,6 +119,9 @@ class Colorizer:
         return self._colorize_loaded(tio.read_image(rgb), **options).rgb
 
     def _colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, **options: Any) -> Result:
+        if options.get("style") is not None:
+            options["style_L"] = self.style_lightness(options.pop("style"))
+        options.pop("style", None)
         with torch.inference_mode():
             L = _lightness_of(img.rgb)
             ab = self.predict_ab_small(L, **options)
@@ -127,6 +130,19 @@ class Colorizer:
             if confidence:
                 conf = self.confidence_map(L)
         return Result(rgb=rgb, alpha=img.alpha, confidence=conf, source=img)
+
+    def style_lightness(self, style: Any) -> torch.Tensor:
+        """A style reference (path, PIL, array) -> its L (1,1,h,w) at the render size.
+
+        Models that take global features from another image (Iizuka et al.'s style transfer)
+        declare ``style_L`` in ``forward_options``; others refuse a style.
+        """
+        if "style_L" not in self.model.forward_options:
+            raise ValueError(f"model {self.model.arch!r} has no global features, so it cannot take a style reference")
+        ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
+        L = _lightness_of(ref.rgb)
+        h, w = render_shape(*L.shape[-2:], self.render_size)
+        return F.interpolate(L, size=(h, w), mode="bilinear", antialias=True, align_corners=False).to(self.device)
 
     def confidence_map(self, L_full: torch.Tensor) -> np.ndarray | None:
         """Per-pixel confidence (1 - normalised entropy) at full resolution, or None."""
@@ -180,8 +196,9 @@ class Colorizer:
     def _run_job(self, img: tio.LoadedImage, dst: Path, confidence: bool, samples: int,
                  options: dict[str, Any]) -> list[tuple[Path, Any]]:
         outs: list[tuple[Path, Any]] = []
+        options = dict(options)
+        seed = int(options.pop("seed", 0))
         if samples > 0:
-            seed = int(options.pop("seed", 0))
             for k in range(samples):
                 g = torch.Generator().manual_seed(seed + k)
                 saved, self.method = self.method, self.model.check_method("sample")
@@ -191,6 +208,8 @@ class Colorizer:
                     self.method = saved
                 outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"), res))
         else:
+            if self.method == "sample":
+                options["generator"] = torch.Generator().manual_seed(seed)
             res = self._colorize_loaded(img, confidence=confidence, **options)
             outs.append((dst, res))
             if confidence:
