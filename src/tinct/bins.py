@@ -24,6 +24,8 @@ from statistics import NormalDist
 import torch
 import torch.nn.functional as F
 
+from .color import lab_to_lch, lch_to_lab
+
 __all__ = [
     "ab_grid",
     "gaussian_quantile_edges",
@@ -38,6 +40,11 @@ __all__ = [
     "decode_marginal",
     "decode_hue",
     "entropy",
+    "joint_index",
+    "split_joint_index",
+    "bounded_edges",
+    "ab_to_hue_chroma",
+    "hue_chroma_to_ab",
     "JOINT_METHODS",
     "MARGINAL_METHODS",
 ]
@@ -248,3 +255,58 @@ def entropy(probs: torch.Tensor, normalized: bool = True) -> torch.Tensor:
     """Per-pixel entropy of (B,K,H,W) histograms -> (B,1,H,W); divided by log K if ``normalized``."""
     h = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1, keepdim=True)
     return h / math.log(probs.shape[1]) if normalized else h
+
+
+# ----------------------------------------------------------------------------- Larsson helpers
+# (added for the Larsson et al. 2016 model, tinct/models/larsson.py)
+
+def joint_index(index_a: torch.Tensor, index_b: torch.Tensor, k_per_axis: int = 16) -> torch.Tensor:
+    """Per-axis bin indices (any shape, long, in [0,k)) -> the joint bin index a*k + b, same shape.
+
+    Row-major over (a, b), matching ``joint_quantile_centers``: ``centers[joint_index(i, j)] ==
+    (c[i], c[j])``.
+    """
+    return index_a * k_per_axis + index_b
+
+
+def split_joint_index(index: torch.Tensor, k_per_axis: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of ``joint_index``: joint indices (any shape) -> (index_a, index_b)."""
+    return torch.div(index, k_per_axis, rounding_mode="floor"), torch.remainder(index, k_per_axis)
+
+
+def bounded_edges(edges: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Edges (K+1,) with infinite outer edges made finite, for the piecewise-linear median.
+
+    ``gaussian_quantile_edges`` ends in -inf/+inf, and ``decode_marginal`` falls back to the
+    midpoints between centers when given any infinite edge, which would move every inner edge.
+    Here only the two outer edges change: each is the mirror image of the inner edge of the end
+    bin across that bin's center (so the end bins' centers are their midpoints). Finite edges
+    are returned unchanged.
+    """
+    e = edges.clone().to(centers.dtype)
+    if not torch.isfinite(e[0]):
+        e[0] = 2 * centers[0] - e[1]
+    if not torch.isfinite(e[-1]):
+        e[-1] = 2 * centers[-1] - e[-2]
+    return e
+
+
+def ab_to_hue_chroma(ab: torch.Tensor, chroma_max: float = CHROMA_MAX) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lab ab (B,2,H,W) -> Larsson's (hue, chroma), each (B,1,H,W) on [0,1].
+
+    The Lab (CIE LCh) reading of the paper's hue/chroma: hue = atan2(b, a) / (2 pi) mod 1, in
+    [0, 1); chroma = clamp(C_ab / ``chroma_max``, 0, 1) with C_ab = |(a, b)|. The paper builds
+    hue/chroma from an HSV-like cylinder; LCh keeps L as the untouched input channel, which is
+    the point the paper makes for chroma over saturation.
+    """
+    lch = lab_to_lch(torch.cat([torch.zeros_like(ab[:, :1]), ab], dim=1))
+    hue = torch.remainder(lch[:, 2:3] / (2 * math.pi), 1.0)
+    hue = torch.where(hue >= 1.0, hue - 1.0, hue)  # float rounding of tiny negative angles
+    chroma = (lch[:, 1:2] / chroma_max).clamp(0.0, 1.0)
+    return hue, chroma
+
+
+def hue_chroma_to_ab(hue: torch.Tensor, chroma: torch.Tensor, chroma_max: float = CHROMA_MAX) -> torch.Tensor:
+    """Inverse of ``ab_to_hue_chroma``: hue, chroma (B,1,H,W) on [0,1] -> ab (B,2,H,W) in Lab units."""
+    lch = torch.cat([torch.zeros_like(hue), chroma * chroma_max, hue * (2 * math.pi)], dim=1)
+    return lch_to_lab(lch)[:, 1:]

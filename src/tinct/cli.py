@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
     e.add_argument("--render-size", type=int, default=None, help="network size (default: --size)")
     e.add_argument("--decode", default=None, help="decode method for histogram models")
-    e.add_argument("--limit", type=int, default=None, help="score only the first N photos")
+    e.add_argument("--limit", type=int, default=None, help="score an evenly spaced subset of N photos")
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)

@@ -64,8 +64,8 @@ def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None
         for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
             wnid = f.parent.name
             items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}"))
-    if limit:
-        items = items[:limit]
+    if limit and limit < len(items):  # an evenly spaced subset, so every class folder is represented
+        items = [items[int(i * len(items) / limit)] for i in range(limit)]
     if not items:
         raise ValueError(f"no photos found in {', '.join(map(str, folders))}")
     out = []

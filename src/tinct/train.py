@@ -17,6 +17,7 @@ Under ``torchrun --nproc_per_node N`` the same command trains with DistributedDa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -260,7 +261,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if not is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
     train_set = CropDataset(manifest.split("train"), cfg.size, cfg.resize, train=True, seed=cfg.seed)
-    val_entries = manifest.split("val") or manifest.split("train")
+    # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
+    val_entries = sorted(manifest.split("val") or manifest.split("train"),
+                         key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
     val_set = CropDataset(val_entries, cfg.size, cfg.resize, train=False, seed=cfg.seed)
 
     model_cfg = dict(cfg.model)

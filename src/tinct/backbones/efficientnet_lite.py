@@ -63,17 +63,35 @@ def _round_filters(filters: int, width: float) -> int:
 
 
 class _SamePadConv(nn.Conv2d):
-    """Conv2d with TensorFlow 'SAME' padding computed from the input size."""
+    """Conv2d with TensorFlow 'SAME' padding computed from the input size.
+
+    The padding is written with integer shape arithmetic only (no ``math.ceil``, no ``max``
+    and no Python branch on a size), so that a tracing exporter (``torch.onnx.export``)
+    records it as graph operations on the input's shape instead of baking in constants.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        ih, iw = x.shape[-2:]
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
+        ph = _same_pad(x.shape[-2], kh, sh)
+        pw = _same_pad(x.shape[-1], kw, sw)
+        if not (isinstance(ph, int) and isinstance(pw, int) and ph == 0 and pw == 0):
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _same_pad(size: int | torch.Tensor, kernel: int, stride: int) -> int | torch.Tensor:
+    """Total 'SAME' padding along one axis: ``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``.
+
+    Since ``ceil(size / s) * s - size == (-size) % s``, this is ``(-size) % s + kernel - s``,
+    which is never negative when ``kernel >= stride`` (every conv of EfficientNet); stride 1
+    needs no size at all. ``size`` is an int in eager mode and a traced 0-d tensor under export.
+    """
+    if stride == 1:
+        return max(kernel - 1, 0)
+    if kernel >= stride:
+        return (-size) % stride + (kernel - stride)
+    return max(int((-size) % stride) + kernel - stride, 0)
 
 
 def _bn(ch: int) -> nn.BatchNorm2d:

@@ -1,0 +1,99 @@
+"""Evaluate every shipped model and rewrite the README's model zoo table.
+
+    python benchmarks/zoo.py [--top1-images 500] [--out eval/zoo]
+
+Fidelity and colorfulness: test/kodak24 + test/cbsd68 (92 photos never trained on) at 256^2.
+Semantic top-1: an evenly spaced subset of imagenette/val (ImageNet classes known).
+Speed: the network forward at 256^2 as a ratio to the ECCV16-shaped reference, same run.
+Needs ../shared/data (it says so and stops when it is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", help="models to evaluate (default: every shipped model)")
+    ap.add_argument("--top1-images", type=int, default=500)
+    ap.add_argument("--out", type=Path, default=ROOT / "eval" / "zoo")
+    ap.add_argument("--no-readme", action="store_true", help="print the table without rewriting README.md")
+    args = ap.parse_args()
+    fidelity_sets = [DATA / "test" / "kodak24", DATA / "test" / "cbsd68"]
+    if not all(d.is_dir() for d in fidelity_sets):
+        sys.exit(f"zoo: the evaluation photos are absent ({DATA}/test); nothing measured")
+
+    from eccv16_reference import ECCV16Reference
+    from speed import median_ms
+
+    from tinct import load_model
+    from tinct.evaluate import evaluate
+    from tinct.weights import shipped_weights
+
+    files = shipped_weights()
+    names = args.model or sorted({p.stem for p in files.values()}, key=lambda n: (n != "default", n))
+    specs = ["gray", *names, "truth"]
+    fid = evaluate(fidelity_sets, specs, size=256, out_dir=args.out / "kodak_cbsd68")
+    top1 = None
+    if (DATA / "imagenette" / "val").is_dir():
+        top1 = evaluate([DATA / "imagenette" / "val"], specs, size=256, out_dir=args.out / "imagenette_val",
+                        limit=args.top1_images)
+    ref = ECCV16Reference().eval()
+    L = torch.rand(1, 1, 256, 256) * 100
+    with torch.inference_mode():
+        ref_ms = median_ms(lambda: ref(L))
+        speed = {n: median_ms(lambda m=load_model(n): m.predict_ab(L)) for n in names}
+
+    aliases = {n: p.stem for n, p in files.items() if n != p.stem}
+    rows = ["| model | what it is | AuC | AuC rebal. | PSNR | SSIM | CF | abs(CF gap) | CIEDE2000 | top-1 % | "
+            "top-1 gap recovered | forward ms @256 | ratio to ECCV16 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    t_gray = top1["models"]["gray"]["metrics"]["top1"] if top1 else None
+    t_true = top1["models"]["truth"]["metrics"]["top1"] if top1 else None
+    for spec in specs:
+        m = fid["models"][spec]["metrics"]
+        label = spec + "".join(f" (= {a})" for a, target in aliases.items() if target == spec)
+        what = {"gray": "baseline: a = b = 0", "truth": "ground truth"}.get(spec)
+        if what is None:
+            meta = load_model(spec).metadata
+            what = f"{meta['arch']}, {meta['config'].get('backbone', '')}, {meta.get('steps', '?')} steps"
+        t1 = top1["models"][spec]["metrics"].get("top1") if top1 else None
+        rec = (100 * (t1 - t_gray) / (t_true - t_gray)) if t1 is not None and t_true != t_gray else None
+        ms = speed.get(spec)
+        cells = [f"{m['auc']:.1f}", f"{m['auc_rebal']:.1f}", f"{m['psnr']:.2f}" if m["psnr"] != float("inf") else "inf",
+                 f"{m['ssim']:.3f}", f"{m['colorfulness']:.1f}", f"{m['cf_gap']:.1f}", f"{m['ciede2000']:.2f}",
+                 f"{t1:.1f}" if t1 is not None else "-", f"{rec:.0f}%" if rec is not None and spec not in ("gray", "truth") else "-",
+                 f"{ms:.0f}" if ms else "-", f"{ms / ref_ms:.2f}" if ms else "-"]
+        rows.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
+    stamp = time.strftime("%Y-%m-%d")
+    n_top1 = top1["protocol"]["images"] if top1 else 0
+    table = "\n".join(rows) + (
+        f"\n\nMeasured {stamp} by `python benchmarks/zoo.py` on {torch.get_num_threads()} CPU threads: "
+        f"fidelity on test/kodak24 + test/cbsd68 ({fid['protocol']['images']} photos, 256^2 center crops), "
+        f"top-1 of EfficientNet-Lite1 on {n_top1} imagenette/val photos (gap recovered = "
+        f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run.")
+    print(table)
+    if not args.no_readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        new = re.sub(r"(<!-- zoo:start -->\n).*?(\n<!-- zoo:end -->)", lambda mt: mt.group(1) + table + mt.group(2),
+                     text, flags=re.S)
+        if new == text and "<!-- zoo:start -->" not in text:
+            sys.exit("README.md has no <!-- zoo:start --> / <!-- zoo:end --> markers")
+        readme.write_text(new)
+        print(f"\nrewrote the zoo table in {readme}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,716 @@
+"""The ``tinct serve`` web app: one page plus the HTTP API it uses (FastAPI).
+
+Layout::
+
+    GET  /                 the page (static/index.html; its JS and CSS are in static/, no CDN)
+    GET  /static/...       the page's assets
+    GET  /api/health       liveness, version, queue state
+    GET  /api/models       the models a client may choose (by name only), their decoders, limits
+    POST /api/colorize     one photo in (multipart), its colorization(s) out (JSON or raw image)
+    GET  /openapi.json     the API's OpenAPI description (FastAPI's interactive /docs is off: it
+                           loads its assets from a CDN, and this app works offline)
+
+Robustness rules, in the order a request meets them:
+
+1. ``RequestGuard`` (ASGI middleware): a POST whose ``Content-Length`` is over the request cap
+   is refused with 413 before its body is read; a streamed body is counted and cut off at the
+   cap; a POST whose ``Origin`` is another site is refused with 403 (a web page elsewhere must
+   not be able to make this computer colorize).
+2. Parameters are checked before any image is read: the model is looked up by name in the
+   registry given to :func:`create_app` (clients never send paths), the decoder must be one
+   of the model's, ``samples`` is capped, a style reference needs a model with global features.
+3. Each upload is read up to its size cap (413 past it).
+4. The job waits in :class:`JobQueue`: ``workers`` jobs (default 1) run at a time, at most
+   ``max_queue`` wait, further requests get 503 with ``Retry-After``. Decoding happens inside
+   the job, so at most ``workers`` images are decoded in memory at once: memory is bounded by
+   the caps, not by the number of clients.
+5. In the job, :func:`tinct.io.read_image` sniffs the content (names and content types are
+   ignored) and checks the header's pixel count before decoding (decompression bombs: 413);
+   undecodable, truncated and empty uploads are 422 with a one-line message.
+
+Nothing is written to disk unless the app was given a ``save_dir``: results go back in the
+response. (Starlette spools uploads over 1 MiB to an anonymous temporary file, which has no
+name on disk and is gone when the request ends.)
+
+Every error response is JSON ``{"error": "<one line>", "field": <form field or null>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import re
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import torch
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from .. import io as tio
+from ..models.base import ColorModel, build_model
+from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer
+from ..weights import load_weights, read_metadata
+
+__all__ = ["create_app", "Limits", "ModelPool", "JobQueue", "ApiError", "QueueFull", "STATIC_DIR"]
+
+log = logging.getLogger("tinct.serve")
+STATIC_DIR = Path(__file__).parent / "static"
+T = TypeVar("T")
+
+_FORMATS = {"png": ("PNG", "image/png", ".png"), "jpeg": ("JPEG", "image/jpeg", ".jpg")}
+# the page's Content-Security-Policy: everything from this server, images also from blob:/data:
+_CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+# ------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; all enforced by the server (the page only mirrors them).
+
+    Attributes:
+        max_upload_bytes: cap on each uploaded file (the photo, the style reference).
+        max_pixels: cap on width * height of each upload, checked from its header.
+        max_samples: cap on ``samples`` per request.
+        max_queue: requests allowed to wait for the worker; more get 503.
+        workers: colorizations run at the same time (each holds one decoded image).
+    """
+
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_samples: int = 8
+    max_queue: int = 32
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_samples", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Cap on a whole request body: a photo, a style reference and the form fields."""
+        return 2 * self.max_upload_bytes + 64 * 1024
+
+
+class ApiError(Exception):
+    """A client error: HTTP ``status`` with a one-line ``message`` about form ``field``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+class QueueFull(Exception):
+    """Raised by :meth:`JobQueue.run` when ``max_queue`` jobs are already waiting."""
+
+
+# ------------------------------------------------------------------------------ models
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a client needs to know about one model to build a request for it."""
+
+    name: str
+    arch: str
+    head: str
+    decode_methods: tuple[str, ...]
+    default_decode: str
+    style: bool
+    title: str
+    description: str
+
+    @property
+    def samples(self) -> bool:
+        """Whether the model can draw several samples (a histogram decoded with ``sample``)."""
+        return "sample" in self.decode_methods
+
+
+def _describe(name: str, model: ColorModel, meta: Mapping[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        name=name, arch=model.arch, head=model.head_kind, decode_methods=tuple(model.decode_methods),
+        default_decode=model.default_decode, style="style_L" in model.forward_options,
+        title=str(meta.get("name") or name), description=" ".join(str(meta.get("description") or "").split()),
+    )
+
+
+class ModelPool:
+    """The models a server offers: name -> weights file, each loaded at most once and cached.
+
+    Clients choose by name only; :meth:`get` raises :class:`ApiError` for any other string
+    (paths included), so no client can make the server open a file. Loaded models are kept
+    in least-recently-used order, at most ``max_loaded`` at a time.
+    """
+
+    def __init__(self, paths: Mapping[str, str | Path], default: str | None = None, max_loaded: int = 2,
+                 device: str = "cpu"):
+        if not paths:
+            raise ValueError("no models to serve")
+        self.paths = {str(k): Path(v) for k, v in paths.items()}
+        self.default = default if default is not None else next(iter(self.paths))
+        if self.default not in self.paths:
+            raise ValueError(f"default model {self.default!r} is not one of {', '.join(self.paths)}")
+        self.max_loaded = max(1, max_loaded)
+        self.device = device
+        self._loaded: OrderedDict[str, ColorModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self.infos = {name: self._info(name) for name in self.paths}
+
+    def _info(self, name: str) -> ModelInfo:
+        """Describe a model from its weights header; the network is built on the meta device
+        (no memory, no weights read) just to learn its decoders and options."""
+        meta = read_metadata(self.paths[name])
+        config = dict(meta.get("config", {}))
+        if "pretrained" in config:
+            config["pretrained"] = False
+        try:
+            with torch.device("meta"):
+                skeleton = build_model(meta["arch"], **config)
+        except Exception:  # noqa: BLE001 - some constructor cannot run on meta: load it for real
+            return _describe(name, self.get(name), meta)
+        return _describe(name, skeleton, meta)
+
+    def check(self, name: str | None) -> ModelInfo:
+        """The info of model ``name`` (None: the default); ApiError 400 for anything else."""
+        if name is None or name == "":
+            return self.infos[self.default]
+        if name not in self.infos:
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise ApiError(400, f"unknown model {shown!r}; choose one of: {', '.join(self.infos)}", "model")
+        return self.infos[name]
+
+    def get(self, name: str) -> ColorModel:
+        """The loaded model ``name`` (loads it on first use; thread-safe)."""
+        if name not in self.paths:
+            raise ApiError(400, f"unknown model {name!r}", "model")
+        with self._lock:
+            model = self._loaded.get(name)
+            if model is None:
+                log.info("loading model %s", name)
+                model = load_weights(self.paths[name], device=self.device)
+                self._loaded[name] = model
+                while len(self._loaded) > self.max_loaded:
+                    self._loaded.popitem(last=False)
+            self._loaded.move_to_end(name)
+            return model
+
+    @property
+    def loaded(self) -> list[str]:
+        """Names of the models in memory now."""
+        return list(self._loaded)
+
+
+# ------------------------------------------------------------------------------ queue
+class JobQueue:
+    """Runs blocking jobs in threads, ``workers`` at a time, with at most ``max_waiting`` waiting.
+
+    An asyncio semaphore (one per event loop) makes requests wait without holding a thread;
+    a thread semaphore around the job itself is the hard guarantee that no more than
+    ``workers`` jobs ever run at once, whatever the number of loops. ``peak_running`` records
+    the most jobs seen running together (tests check it never exceeds ``workers``).
+    """
+
+    def __init__(self, workers: int = 1, max_waiting: int = 32):
+        self.workers = workers
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self.running = 0
+        self.peak_running = 0
+        self.done = 0
+        self._slots = threading.BoundedSemaphore(workers)
+        self._lock = threading.Lock()
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+            weakref.WeakKeyDictionary()
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` in a worker thread when a slot is free; QueueFull if the queue is full."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(self.workers)
+            if gate.locked() and self.waiting >= self.max_waiting:
+                raise QueueFull(f"the server is busy ({self.running} running, {self.waiting} waiting); "
+                                "try again shortly")
+            self.waiting += 1
+        try:
+            await gate.acquire()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        try:
+            # a cancelled request still waits for its thread, so the slot is never handed on early
+            return await anyio.to_thread.run_sync(self._call, fn)
+        finally:
+            gate.release()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with self._slots:
+            with self._lock:
+                self.running += 1
+                self.peak_running = max(self.peak_running, self.running)
+            try:
+                return fn()
+            finally:
+                with self._lock:
+                    self.running -= 1
+                    self.done += 1
+
+
+# ------------------------------------------------------------------------------ middleware
+class RequestGuard:
+    """ASGI middleware: caps POST bodies (by Content-Length and while streaming) and refuses
+    cross-site POSTs (an ``Origin`` header naming another host than ``Host``)."""
+
+    def __init__(self, app: ASGIApp, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin and origin != "null" and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+            await _send_error(send, 403, "cross-site requests are not allowed; use the page this server serves")
+            return
+        if origin == "null":
+            await _send_error(send, 403, "requests from opaque origins are not allowed")
+            return
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _send_error(send, 413, f"the request is over the server's limit of {_mb(self.max_body)}")
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise StarletteHTTPException(413, f"the request is over the server's limit of {_mb(self.max_body)}")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    resp = JSONResponse({"error": message, "field": None}, status_code=status, headers={"Connection": "close"})
+    await resp({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:  # pragma: no cover - JSONResponse never reads
+    return {"type": "http.disconnect"}
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
+# ------------------------------------------------------------------------------ API schema
+class ModelOut(BaseModel):
+    """A model the server offers."""
+
+    name: str = Field(description="what to send as the `model` form field")
+    title: str = Field(description="the model's own name from its weights file")
+    arch: str
+    head: str = Field(description="'histogram' models have several decoders and can draw samples")
+    decode_methods: list[str]
+    default_decode: str
+    samples: bool = Field(description="whether `samples` > 1 is possible (decoder 'sample')")
+    style: bool = Field(description="whether a `style` reference image is accepted (global features)")
+    description: str = ""
+
+
+class LimitsOut(BaseModel):
+    """The server's limits (see ``tinct serve --help``)."""
+
+    max_upload_bytes: int
+    max_pixels: int
+    max_samples: int
+    max_queue: int
+    formats: list[str]
+
+
+class ModelsOut(BaseModel):
+    """Response of GET /api/models."""
+
+    default: str
+    models: list[ModelOut]
+    limits: LimitsOut
+
+
+class HealthOut(BaseModel):
+    """Response of GET /api/health."""
+
+    status: Literal["ok"]
+    version: str
+    running: int
+    waiting: int
+    done: int
+    peak_running: int
+    workers: int
+    loaded_models: list[str]
+
+
+class SampleOut(BaseModel):
+    """One colorized image, base64-encoded."""
+
+    index: int = Field(description="1-based")
+    seed: int | None = Field(description="generator seed (decoder 'sample' only)")
+    filename: str = Field(description="a suggested download name")
+    media_type: str
+    data: str = Field(description="the encoded image file, base64")
+
+
+class ColorizeOut(BaseModel):
+    """Response of POST /api/colorize (``output=json``)."""
+
+    model: str
+    decode: str
+    width: int
+    height: int
+    format: str
+    queued_ms: float
+    elapsed_ms: float
+    saved: list[str] = Field(default_factory=list, description="file names written to the server's save folder")
+    results: list[SampleOut]
+
+
+class ErrorOut(BaseModel):
+    """Every error response."""
+
+    error: str = Field(description="one line, for people")
+    field: str | None = Field(default=None, description="the form field at fault, if any")
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text} for code, text in {
+        400: "bad parameter (unknown model, decoder, too many samples, style not supported)",
+        403: "cross-site request",
+        413: "upload over the size cap, or image over the pixel cap",
+        422: "not an image, truncated, corrupt, empty, or a malformed form",
+        503: "the queue is full; retry after the Retry-After seconds",
+    }.items()
+}
+
+
+# ------------------------------------------------------------------------------ the job
+@dataclass
+class _Job:
+    model: str
+    method: str
+    samples: int
+    seed: int
+    fmt: str
+    image: bytes
+    image_name: str
+    style: bytes | None
+
+
+def _client_stem(filename: str | None) -> str:
+    """A safe file stem from a client's file name (only its last component, only [\\w.-])."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+    stem = re.sub(r"[^\w-]+", "_", stem, flags=re.ASCII).strip("_.-")[:80]
+    return stem or "photo"
+
+
+def _image_error(exc: tio.ImageError, what: str, field: str) -> ApiError:
+    """read_image's one-line message, about ``what`` instead of ``<bytes>``; 413 for the pixel cap."""
+    msg = str(exc).replace("<bytes>", what, 1)
+    msg = msg.replace("; raise max_pixels if you trust it", " (tinct serve --max-pixels)")
+    status = 413 if "over the limit of" in msg else 422
+    return ApiError(status, msg, field)
+
+
+def _encode(pil: Image.Image, fmt: str, source: tio.LoadedImage) -> bytes:
+    buf = io.BytesIO()
+    extra: dict[str, Any] = {}
+    if source.icc_profile:
+        extra["icc_profile"] = source.icc_profile
+    if source.exif:
+        extra["exif"] = source.exif
+    if fmt == "jpeg":
+        pil.convert("RGB").save(buf, "JPEG", quality=92, **extra)
+    else:
+        pil.save(buf, "PNG", compress_level=4, **extra)
+    return buf.getvalue()
+
+
+def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
+             save_dir: Path | None) -> tuple[tio.LoadedImage, list[tuple[int | None, bytes]], list[str]]:
+    """Decode, colorize ``samples`` times and encode (runs in the worker thread)."""
+    try:
+        img = tio.read_image(job.image, max_pixels=limits.max_pixels)
+    except tio.ImageError as exc:
+        raise _image_error(exc, "the photo", "image") from None
+    style = None
+    if job.style is not None:
+        try:
+            style = tio.read_image(job.style, max_pixels=limits.max_pixels)
+        except tio.ImageError as exc:
+            raise _image_error(exc, "the style reference", "style") from None
+    colorizer = Colorizer(pool.get(job.model), render_size=render_size, method=job.method)
+    outputs: list[tuple[int | None, bytes]] = []
+    saved: list[str] = []
+    for k in range(job.samples):
+        seed = job.seed + k if job.method == "sample" else None
+        options: dict[str, Any] = {}
+        if seed is not None:
+            options["generator"] = torch.Generator().manual_seed(seed)
+        if style is not None:
+            options["style"] = style
+        try:
+            # the already-decoded image goes straight in: colorize() would decode it again
+            result = colorizer._colorize_loaded(img, **options)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        outputs.append((seed, _encode(result.to_pil(), job.fmt, img)))
+        if save_dir is not None:
+            suffix = f"-sample{k + 1}" if job.samples > 1 else ""
+            dest = save_dir / f"{job.image_name}-{uuid.uuid4().hex[:8]}-color{suffix}{_FORMATS[job.fmt][2]}"
+            tio.write_image(dest, result.rgb, result.alpha if job.fmt == "png" else None,
+                            exif=img.exif, icc_profile=img.icc_profile)
+            saved.append(dest.name)
+    return img, outputs, saved
+
+
+async def _read_upload(upload: UploadFile, cap: int, field: str, what: str) -> bytes:
+    data = await upload.read(cap + 1)
+    await upload.close()
+    if len(data) > cap:
+        raise ApiError(413, f"{what} is over the upload limit of {_mb(cap)}", field)
+    return data
+
+
+def _is_empty_field(upload: UploadFile | None) -> bool:
+    """A file field a form sent with no file chosen (no name, no bytes) counts as absent."""
+    return upload is None or (not upload.filename and upload.size in (0, None))
+
+
+# ------------------------------------------------------------------------------ the app
+def create_app(models: Mapping[str, str | Path] | None = None, *, default_model: str | None = None,
+               limits: Limits | None = None, render_size: int = DEFAULT_RENDER_SIZE, device: str = "cpu",
+               save_dir: str | Path | None = None, allowed_hosts: list[str] | None = None,
+               max_loaded_models: int = 2) -> FastAPI:
+    """Build the web app.
+
+    Args:
+        models: name -> weights file the server offers (clients choose by name only). None:
+            tinct's shipped weights (``default`` is the default; aliases are not listed twice).
+        default_model: the model used when a request names none (default: ``default`` or the first).
+        limits: upload, pixel, sample and queue caps.
+        render_size: the network's input size (longer side), as in ``tinct colorize``.
+        device: "cpu" or "cuda".
+        save_dir: if given, every result is also written there (server-made names); else
+            nothing is written to disk.
+        allowed_hosts: if given, requests whose Host header is not one of these are refused
+            (protects a loopback server from DNS rebinding).
+        max_loaded_models: models kept in memory at once (least recently used go first).
+    """
+    limits = limits or Limits()
+    if models is None:
+        models, default_model = _shipped_models(default_model)
+    pool = ModelPool(models, default=default_model, max_loaded=max_loaded_models, device=device)
+    out_dir = Path(save_dir) if save_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    app = FastAPI(
+        title="tinct",
+        version=__version__,
+        summary="Automatic colorization of black-and-white photos, on this computer.",
+        description="The API behind the `tinct serve` page. Errors are JSON `{error, field}`.",
+        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+    )
+    app.state.pool = pool
+    app.state.limits = limits
+    app.state.queue = JobQueue(workers=limits.workers, max_waiting=limits.max_queue)
+    app.state.render_size = render_size
+    app.state.save_dir = out_dir
+
+    app.add_middleware(RequestGuard, max_body=limits.max_request_bytes)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                            headers={"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
+                                     "Cache-Control": "no-cache"})
+
+    @app.get("/api/health", response_model=HealthOut, tags=["server"])
+    async def health(request: Request) -> HealthOut:
+        """Liveness and queue state."""
+        q: JobQueue = request.app.state.queue
+        return HealthOut(status="ok", version=__version__, running=q.running, waiting=q.waiting, done=q.done,
+                         peak_running=q.peak_running, workers=q.workers,
+                         loaded_models=request.app.state.pool.loaded)
+
+    @app.get("/api/models", response_model=ModelsOut, tags=["models"])
+    async def list_models(request: Request) -> ModelsOut:
+        """The models to choose from (by name), their decoders and options, and the limits."""
+        p: ModelPool = request.app.state.pool
+        lim: Limits = request.app.state.limits
+        return ModelsOut(
+            default=p.default,
+            models=[ModelOut(name=i.name, title=i.title, arch=i.arch, head=i.head,
+                             decode_methods=list(i.decode_methods), default_decode=i.default_decode,
+                             samples=i.samples, style=i.style, description=i.description)
+                    for i in p.infos.values()],
+            limits=LimitsOut(max_upload_bytes=lim.max_upload_bytes, max_pixels=lim.max_pixels,
+                             max_samples=lim.max_samples, max_queue=lim.max_queue, formats=list(_FORMATS)),
+        )
+
+    @app.post("/api/colorize", response_model=ColorizeOut, tags=["colorize"], responses={
+        **_ERRORS, 200: {"content": {"image/png": {}, "image/jpeg": {}},
+                         "description": "JSON (output=json) or the image itself (output=image)"}})
+    async def colorize(
+        request: Request,
+        image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, TIFF, WebP or BMP; sniffed)")],
+        model: Annotated[str | None, Form(description="a name from GET /api/models (default: the server's)")] = None,
+        decode: Annotated[str | None, Form(description="decoder (histogram models); default: the model's")] = None,
+        samples: Annotated[int, Form(description="how many colorizations (needs decoder 'sample' if > 1)")] = 1,
+        seed: Annotated[int, Form(description="first sample's seed (decoder 'sample')")] = 0,
+        style: Annotated[UploadFile | None, File(description="style reference (models with style=true)")] = None,
+        format: Annotated[Literal["png", "jpeg"], Form(description="output file format")] = "png",
+        output: Annotated[Literal["json", "image"], Form(
+            description="'json': base64 results; 'image': the image file itself (samples=1 only)")] = "json",
+    ) -> Any:
+        """Colorize one photo. Send one request per photo; requests queue for the worker."""
+        p: ModelPool = request.app.state.pool
+        lim: Limits = request.app.state.limits
+        info = p.check(model)
+        method = _check_decode(info, decode, samples, lim)
+        if output == "image" and samples != 1:
+            raise ApiError(400, "output=image returns one image; use output=json for several samples", "output")
+        has_style = not _is_empty_field(style)
+        if has_style and not info.style:
+            raise ApiError(400, f"model {info.name!r} has no global features, so it cannot take a style reference",
+                           "style")
+        if not 0 <= seed < 2**62:
+            raise ApiError(400, f"seed must be between 0 and {2**62 - 1}", "seed")
+        data = await _read_upload(image, lim.max_upload_bytes, "image", "the photo")
+        style_data = await _read_upload(style, lim.max_upload_bytes, "style", "the style reference") \
+            if has_style and style is not None else None
+        job = _Job(model=info.name, method=method, samples=samples, seed=seed, fmt=format, image=data,
+                   image_name=_client_stem(image.filename), style=style_data)
+        queued = time.perf_counter()
+        started = 0.0
+
+        def work() -> tuple[tio.LoadedImage, list[tuple[int | None, bytes]], list[str]]:
+            nonlocal started
+            started = time.perf_counter()
+            return _run_job(p, request.app.state.render_size, lim, job, request.app.state.save_dir)
+
+        try:
+            img, outputs, saved = await request.app.state.queue.run(work)
+        except QueueFull as exc:
+            raise ApiError(503, str(exc), headers={"Retry-After": "2"}) from None
+        finished = time.perf_counter()
+        _, media_type, ext = _FORMATS[format]
+        h, w = img.rgb.shape[:2]
+        if output == "image":
+            return Response(outputs[0][1], media_type=media_type, headers={
+                "Content-Disposition": f'attachment; filename="{job.image_name}-color{ext}"',
+                "X-Tinct-Model": info.name, "X-Tinct-Decode": method})
+        results = [SampleOut(index=k + 1, seed=s, media_type=media_type,
+                             filename=f"{job.image_name}-color{f'-sample{k + 1}' if samples > 1 else ''}{ext}",
+                             data=base64.b64encode(b).decode("ascii"))
+                   for k, (s, b) in enumerate(outputs)]
+        return ColorizeOut(model=info.name, decode=method, width=w, height=h, format=format,
+                           queued_ms=round((started - queued) * 1000, 1),
+                           elapsed_ms=round((finished - started) * 1000, 1), saved=saved, results=results)
+
+    return app
+
+
+def _check_decode(info: ModelInfo, decode: str | None, samples: int, lim: Limits) -> str:
+    if samples < 1:
+        raise ApiError(400, f"samples must be at least 1, got {samples}", "samples")
+    if samples > lim.max_samples:
+        raise ApiError(400, f"samples must be at most {lim.max_samples}, got {samples}", "samples")
+    if samples > 1 and not info.samples:
+        raise ApiError(400, f"model {info.name!r} is deterministic (decoders: {', '.join(info.decode_methods)}); "
+                            "it cannot draw several samples", "samples")
+    method = decode or ("sample" if samples > 1 else info.default_decode)
+    if method not in info.decode_methods:
+        shown = method if len(method) <= 40 else method[:37] + "..."
+        raise ApiError(400, f"model {info.name!r} decodes with {', '.join(info.decode_methods)}; got {shown!r}",
+                       "decode")
+    if samples > 1 and method != "sample":
+        raise ApiError(400, f"several samples need decoder 'sample', not {method!r}", "decode")
+    return method
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status, headers=exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return JSONResponse({"error": str(exc.detail), "field": None}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query")]
+        field = loc[0] if loc else None
+        msg = first.get("msg", "invalid request")
+        if first.get("type") == "missing" and field:
+            msg = f"the form has no {field!r} field" + (" (the photo to colorize)" if field == "image" else "")
+        elif field:
+            msg = f"{field}: {msg}"
+        return JSONResponse({"error": msg, "field": field}, status_code=422)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _shipped_models(default: str | None) -> tuple[dict[str, Path], str]:
+    """tinct's shipped weights as name -> path (aliases such as ``default`` folded into their
+    targets) and the default model's name."""
+    from ..weights import shipped_weights
+
+    shipped = shipped_weights()
+    models = {name: path for name, path in shipped.items() if path.stem == name}
+    if not models:
+        raise ValueError("tinct has no shipped weights yet; pass a .safetensors file (tinct serve --model PATH)")
+    wanted = default or ("default" if "default" in shipped else next(iter(models)))
+    if wanted not in shipped:
+        raise ValueError(f"unknown model {wanted!r}; shipped models: {', '.join(sorted(shipped))}")
+    return models, shipped[wanted].stem

@@ -1,0 +1,509 @@
+"""Video colorization: decode with PyAV, colorize frame by frame, keep the chroma steady over time.
+
+    video file --PyAV--> RGB frames --> full-res L --> L at the render size --model--> ab
+                                                                                    |
+          temporal smoothing (per-pixel EMA of ab at the render size, reset at cuts)
+                                                                                    |
+    video file <--x264-- RGB <-- original full-res L + smoothed ab (``Colorizer.compose``)
+
+Why smoothing: a colorization network sees each frame on its own, so small changes (grain,
+compression noise, a slight move) can flip an ambiguous region between two plausible colors
+from one frame to the next: flicker. ``TemporalSmoother`` keeps an exponential moving average
+(EMA) of the predicted ab map at the render size:
+
+* per pixel, the new frame's weight is ``alpha`` where the (blurred) lightness did not change,
+  rising to 1 where it changed by ``motion`` L units or more: static regions are smoothed
+  strongly, moving edges follow the current frame instead of leaving a colored trail (no
+  motion compensation is needed for that);
+* at a scene cut the average is reset: a cut is a mean absolute difference of a small
+  (64-pixel) thumbnail of L between consecutive frames above ``cut_threshold`` L units.
+
+The output keeps the input's size (rounded up to even for 4:2:0 chroma), frame timing
+(presentation timestamps are copied, so variable frame rates survive), display rotation and
+sample aspect ratio. Video is H.264 (libx264, yuv420p, BT.709 tags) except in ``.webm``,
+which only allows VP9/AV1: there it is VP9. Audio is copied packet for packet when the output
+container accepts the codec, else re-encoded to AAC (Opus in ``.webm``). Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .io import ImageError
+from .pipeline import Colorizer, _lightness_of, render_shape
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "SMOOTHING",
+    "FrameResult",
+    "TemporalSmoother",
+    "VideoResult",
+    "colorize_frames",
+    "colorize_video",
+    "colorize_video_cli",
+    "is_video_path",
+    "video_output_path",
+]
+
+log = logging.getLogger("tinct.video")
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+SMOOTHING: tuple[str, ...] = ("none", "ema")
+DEFAULT_ALPHA = 0.25          # weight of the new frame in static regions
+DEFAULT_MOTION = 6.0          # blurred |dL| (L units) at which a pixel is not smoothed at all
+DEFAULT_CUT_THRESHOLD = 10.0  # mean |dL| of the 64-px thumbnail that counts as a scene cut
+_THUMB = 64
+
+# Output container (PyAV format name) and codecs per extension.
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+# Audio codecs copied as they are into each container (anything else is re-encoded).
+_AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus"},
+    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_f32le"},
+    "matroska": None,  # None: whatever the muxer supports
+    "webm": {"opus", "vorbis"},
+    "avi": {"mp3", "aac", "ac3", "pcm_s16le", "pcm_u8"},
+}
+
+
+def is_video_path(path: str | Path) -> bool:
+    """True when ``path`` has a video file extension (.mp4 .mov .mkv .avi .webm .m4v, any case)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def video_output_path(src: Path, output: Path) -> Path:
+    """Where ``tinct colorize VIDEO -o OUTPUT`` writes: OUTPUT itself when it names a video file,
+    else ``OUTPUT/<src name>`` (OUTPUT is a folder)."""
+    return output if is_video_path(output) else output / src.name
+
+
+# ----------------------------------------------------------------------------- smoothing
+class TemporalSmoother:
+    """Motion-adaptive EMA of ab maps over consecutive frames, reset at scene cuts.
+
+    Args:
+        alpha: weight of the new frame's ab where nothing moved, in (0, 1]; 1 = no smoothing.
+        motion: blurred absolute L change (L units, 0..100) at which a pixel takes the new
+            frame's ab unsmoothed; None for a plain (global) EMA.
+        cut_threshold: mean absolute L difference of 64-pixel thumbnails above which a frame
+            starts a new scene (the average restarts from it); None never cuts.
+        enabled: False passes ab through untouched (cuts are still detected and reported).
+    """
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
+                 cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, enabled: bool = True):
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if motion is not None and motion <= 0:
+            raise ValueError(f"motion must be positive, got {motion}")
+        self.alpha = float(alpha)
+        self.motion = motion
+        self.cut_threshold = cut_threshold
+        self.enabled = enabled
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next frame starts a new average."""
+        self._ab: torch.Tensor | None = None
+        self._L: torch.Tensor | None = None
+        self._thumb: torch.Tensor | None = None
+        self.last_score = 0.0
+
+    def is_cut(self, L: torch.Tensor) -> bool:
+        """Does L (1,1,h,w) start a new scene? Updates the stored thumbnail."""
+        h, w = L.shape[-2:]
+        th, tw = render_shape(h, w, min(_THUMB, max(h, w)))
+        thumb = F.interpolate(L, size=(th, tw), mode="bilinear", antialias=True, align_corners=False)
+        prev, self._thumb = self._thumb, thumb
+        if prev is None or prev.shape != thumb.shape:
+            self.last_score = 0.0
+            return prev is not None
+        self.last_score = float((thumb - prev).abs().mean())
+        return self.cut_threshold is not None and self.last_score > self.cut_threshold
+
+    def weight(self, L: torch.Tensor, L_prev: torch.Tensor) -> torch.Tensor | float:
+        """Per-pixel weight (1,1,h,w) of the new frame: ``alpha`` where L is still, 1 where it moved."""
+        if self.motion is None:
+            return self.alpha
+        # Blur the signed difference: grain and noise cancel, coherent motion edges remain.
+        d = F.avg_pool2d(L - L_prev, 5, stride=1, padding=2, count_include_pad=False).abs()
+        return self.alpha + (1.0 - self.alpha) * (d / self.motion).clamp(0.0, 1.0)
+
+    def __call__(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """L (1,1,h,w) and predicted ab (1,2,h,w) at the render size -> (smoothed ab (1,2,h,w), cut?)."""
+        cut = self.is_cut(L)
+        if not self.enabled or cut or self._ab is None or self._ab.shape != ab.shape:
+            out = ab
+        else:
+            assert self._L is not None
+            a = self.weight(L, self._L)
+            out = self._ab + a * (ab - self._ab)
+        self._ab, self._L = out, L
+        return out, cut
+
+
+# ----------------------------------------------------------------------------- frames
+@dataclass
+class FrameResult:
+    """One colorized frame.
+
+    ``rgb``: (H,W,3) uint8; ``ab``: smoothed ab (1,2,h,w) at the render size (what was used);
+    ``raw_ab``: the model's ab (1,2,h,w) for this frame alone; ``cut``: a scene starts here;
+    ``cut_score``: the thumbnail's mean |dL| to the previous frame.
+    """
+
+    rgb: np.ndarray
+    ab: torch.Tensor
+    raw_ab: torch.Tensor
+    cut: bool
+    cut_score: float
+
+
+def _as_float_rgb(frame: np.ndarray) -> np.ndarray:
+    """(H,W,3) or (H,W) uint8/uint16/float frame -> (H,W,3) float32 in [0,1]."""
+    a = np.asarray(frame)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"a frame must be (H,W,3) RGB, got shape {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    return np.clip(a.astype(np.float32), 0.0, 1.0)
+
+
+def _render_L(colorizer: Colorizer, L_full: torch.Tensor) -> torch.Tensor:
+    """Full-res L (1,1,H,W) -> L (1,1,h,w) at the colorizer's render size (as ``predict_ab_small``)."""
+    H, W = L_full.shape[-2:]
+    h, w = render_shape(H, W, colorizer.render_size)
+    if (h, w) == (H, W):
+        return L_full
+    return F.interpolate(L_full, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+
+def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], smoothing: str = "ema",
+                    alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
+                    cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, batch_size: int = 4,
+                    **options: Any) -> Iterator[FrameResult]:
+    """Colorize a sequence of frames (each (H,W,3) uint8 RGB or float in [0,1]), in order.
+
+    Frames are read lazily ``batch_size`` at a time and go through the network together;
+    ``smoothing`` is "ema" (``TemporalSmoother``) or "none". Extra ``options`` go to the
+    model's decode (e.g. ``temperature``). Frames may change size; the smoother then restarts.
+    """
+    if smoothing not in SMOOTHING:
+        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    smoother = TemporalSmoother(alpha, motion, cut_threshold, enabled=smoothing == "ema")
+    model = colorizer.model
+    opts = {**colorizer.decode_options, **options}
+    it = iter(frames)
+    with torch.inference_mode():
+        while True:
+            batch = [_as_float_rgb(f) for _, f in zip(range(batch_size), it)]
+            if not batch:
+                return
+            L_full = [_lightness_of(rgb) for rgb in batch]
+            L_small = [_render_L(colorizer, L) for L in L_full]
+            abs_: list[torch.Tensor] = []
+            # Frames of one size go through the network together.
+            start = 0
+            while start < len(L_small):
+                end = start + 1
+                while end < len(L_small) and L_small[end].shape == L_small[start].shape:
+                    end += 1
+                x = torch.cat(L_small[start:end]).to(colorizer.device)
+                ab = model.predict_ab(x, colorizer.method, **opts).float().cpu()
+                abs_ += list(ab.split(1))
+                start = end
+            for L, Ls, ab in zip(L_full, L_small, abs_):
+                smooth, cut = smoother(Ls, ab)
+                rgb = colorizer.compose(L, smooth)
+                yield FrameResult(rgb=(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), ab=smooth, raw_ab=ab,
+                                  cut=cut, cut_score=smoother.last_score)
+
+
+# ----------------------------------------------------------------------------- files
+@dataclass
+class VideoResult:
+    """What ``colorize_video`` wrote."""
+
+    path: Path
+    frames: int
+    width: int
+    height: int
+    fps: float
+    audio: str | None                     # "copy", "aac", "opus" or None (no audio)
+    cuts: list[int] = field(default_factory=list)   # frame indices where a scene starts
+    seconds: float = 0.0                  # wall time
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _open_input(src: Path) -> Any:
+    import av
+
+    if not src.exists():
+        raise ImageError(f"{src}: no such file")
+    if not src.is_file():
+        raise ImageError(f"{src}: not a file")
+    if src.stat().st_size == 0:
+        raise ImageError(f"{src}: the file is empty")
+    try:
+        container = av.open(str(src), "r")
+    except av.FFmpegError as exc:
+        raise ImageError(f"{src}: cannot read this video ({_one_line(exc)})") from exc
+    if not container.streams.video:
+        container.close()
+        raise ImageError(f"{src}: the file has no video stream")
+    return container
+
+
+def _frame_rate(stream: Any) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return Fraction(rate)
+    return Fraction(25)
+
+
+def _audio_plan(out_format: str, in_audio: Any, supported: set[str]) -> str:
+    """"copy" when ``out_format`` takes ``in_audio``'s codec as is, else the codec to encode to."""
+    name = in_audio.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+    allowed = _AUDIO_COPY[out_format]
+    if name in supported and (allowed is None or name in allowed):
+        return "copy"
+    return "opus" if out_format == "webm" else "aac"
+
+
+def _rgb_frame(rgb: np.ndarray) -> Any:
+    """(H,W,3) uint8 -> an av.VideoFrame, padded to even sides by repeating the last row/column."""
+    import av
+
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+
+
+def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoothing: str = "ema",
+                   alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
+                   cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, progress: bool = True,
+                   batch_size: int = 4, crf: int = 18, preset: str = "medium", max_frames: int | None = None,
+                   **options: Any) -> VideoResult:
+    """Colorize the video ``src`` into ``dst`` (container from ``dst``'s extension; atomic write).
+
+    Args:
+        colorizer: the ``Colorizer`` (model, render size, decode method) used for every frame.
+        smoothing: "ema" (temporal smoothing, reset at cuts; default) or "none".
+        alpha, motion, cut_threshold: see ``TemporalSmoother``.
+        progress: show a tqdm bar (frames/s) on stderr.
+        batch_size: frames per network call.
+        crf, preset: libx264 quality (lower crf = better) and speed.
+        max_frames: stop after this many frames (audio is cut to match).
+        options: extra decode options (e.g. ``temperature``).
+
+    Raises ``ImageError`` for an unreadable input (missing, not a video, no video stream, no
+    frame) and ``ValueError`` for bad arguments (output type, smoothing, same file).
+    """
+    import av
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    if smoothing not in SMOOTHING:
+        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
+    if dst.suffix.lower() not in _FORMATS:
+        raise ValueError(f"{dst}: a colorized video is written as {', '.join(sorted(_FORMATS))}")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: the output would overwrite the input")
+    if dst.is_dir():
+        raise ValueError(f"{dst} is a folder; name the output video file")
+    t0 = time.perf_counter()
+    out_format = _FORMATS[dst.suffix.lower()]
+    container = _open_input(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with container:
+            result = _transcode(container, tmp, out_format, colorizer, src, smoothing, alpha, motion,
+                                cut_threshold, progress, batch_size, crf, preset, max_frames, options, av, tqdm)
+        os.replace(tmp, dst)
+    except av.FFmpegError as exc:
+        raise ImageError(f"{src}: video processing failed ({_one_line(exc)})") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    result.path = dst
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer, src: Path, smoothing: str,
+               alpha: float, motion: float | None, cut_threshold: float | None, progress: bool, batch_size: int,
+               crf: int, preset: str, max_frames: int | None, options: dict[str, Any], av: Any,
+               tqdm: Any) -> VideoResult:
+    vin = container.streams.video[0]
+    vin.thread_type = "AUTO"
+    ain = container.streams.audio[0] if container.streams.audio else None
+    rate = _frame_rate(vin)
+    container_opts = {"movflags": "+faststart"} if out_format in ("mp4", "mov") else {}
+    out = av.open(str(tmp), "w", format=out_format, options=container_opts)
+    with out:
+        if out_format == "webm":
+            vout = out.add_stream("libvpx-vp9", rate=rate, options={"crf": str(min(63, crf + 14)), "b": "0",
+                                                                      "row-mt": "1", "deadline": "good",
+                                                                      "cpu-used": "4"})
+        else:
+            vout = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+        vout.pix_fmt = "yuv420p"
+        # Timestamps are copied in the input's time base (variable frame rates survive), except
+        # in AVI, which stores a constant rate: there one tick is one frame.
+        tb = Fraction(rate.denominator, rate.numerator) if out_format == "avi" else Fraction(vin.time_base)
+        vout.time_base = tb
+        vout.codec_context.time_base = tb
+        cc = vout.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1  # BT.709, limited
+        if vin.sample_aspect_ratio:
+            cc.sample_aspect_ratio = vin.sample_aspect_ratio
+        audio_mode: str | None = None
+        aout = None
+        if ain is not None:
+            plan = _audio_plan(out_format, ain, set(out.supported_codecs))
+            if plan == "copy":
+                aout = out.add_stream_from_template(ain)
+            else:
+                aout = out.add_stream(plan, rate=ain.rate or 48000)
+                try:
+                    aout.layout = ain.layout.name
+                except (ValueError, AttributeError, av.FFmpegError):
+                    aout.layout = "stereo"
+            audio_mode = plan
+
+        state: dict[str, Any] = {"ready": False, "pending": [], "last_pts": None, "size": None,
+                                 "audio_end": None, "count": 0}
+        stamps: collections.deque[tuple[int | None, Any]] = collections.deque()
+        stop_after = max_frames if max_frames is not None else -1
+
+        def mux_audio(packet: Any) -> None:
+            if aout is None:
+                return
+            if state["audio_end"] is not None and packet.pts is not None and packet.time_base is not None \
+                    and packet.pts * packet.time_base >= state["audio_end"]:
+                return
+            if audio_mode == "copy":
+                if packet.dts is None and packet.pts is None:
+                    return
+                packet.stream = aout
+                items = [packet]
+            else:
+                items = [p for f in ain.decode(packet) for p in aout.encode(f)]
+            if not state["ready"]:
+                state["pending"] += items
+            else:
+                out.mux(items)
+
+        def decoded() -> Iterator[np.ndarray]:
+            streams = [vin] + ([ain] if ain is not None else [])
+            for packet in container.demux(*streams):
+                if packet.stream.type == "audio":
+                    mux_audio(packet)
+                    continue
+                for frame in packet.decode():
+                    if state["count"] == stop_after:
+                        if state["audio_end"] is None and frame.pts is not None and frame.time_base is not None:
+                            state["audio_end"] = frame.pts * frame.time_base
+                        return
+                    state["count"] += 1
+                    if state["size"] is None:
+                        state["size"] = (frame.width, frame.height)
+                        vout.width, vout.height = frame.width + frame.width % 2, frame.height + frame.height % 2
+                        rotation = getattr(frame, "rotation", 0) or 0
+                        if rotation:
+                            vout.set_display_rotation(rotation)
+                    w, h = state["size"]
+                    range_ = frame.color_range if frame.color_range in (1, 2) else None
+                    rgb = frame.reformat(width=w, height=h, format="rgb24", src_color_range=range_).to_ndarray()
+                    stamps.append((frame.pts, frame.time_base))
+                    yield rgb
+
+        total = vin.frames or None
+        if total and max_frames is not None:
+            total = min(total, max_frames)
+        bar = tqdm(total=total, desc=f"colorizing {src.name}", unit="frame", disable=not progress,
+                   dynamic_ncols=True, file=sys.stderr)
+        cuts: list[int] = []
+        n = 0
+        try:
+            for res in colorize_frames(colorizer, decoded(), smoothing, alpha, motion, cut_threshold, batch_size,
+                                       **options):
+                pts, ptb = stamps.popleft()
+                if pts is None or ptb is None:
+                    pts = round(n / (rate * tb)) if tb else n
+                elif ptb != tb:
+                    pts = round(pts * ptb / tb)
+                if state["last_pts"] is not None and pts <= state["last_pts"]:
+                    pts = state["last_pts"] + 1
+                state["last_pts"] = pts
+                vf = _rgb_frame(res.rgb).reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+                vf.pts, vf.time_base = pts, tb
+                packets = vout.encode(vf)
+                if not state["ready"]:
+                    state["ready"] = True
+                    out.mux(state["pending"])
+                    state["pending"] = []
+                out.mux(packets)
+                if res.cut:
+                    cuts.append(n)
+                n += 1
+                bar.update(1)
+        finally:
+            bar.close()
+        if n == 0:
+            raise ImageError(f"{src}: the video has no decodable frame")
+        out.mux(vout.encode(None))
+        if aout is not None:
+            if audio_mode != "copy":
+                out.mux([p for p in aout.encode(None)])
+            if state["pending"]:
+                out.mux(state["pending"])
+        w, h = state["size"]
+    return VideoResult(path=tmp, frames=n, width=w + w % 2, height=h + h % 2, fps=float(rate), audio=audio_mode,
+                       cuts=cuts)
+
+
+def colorize_video_cli(colorizer: Colorizer, src: Path, dst: Path, smoothing: str, progress: bool) -> None:
+    """``tinct colorize VIDEO -o OUT``: colorize one video, print a one-line summary to stderr.
+
+    Raises ``ImageError`` (unreadable input) or ``ValueError`` (bad arguments) with one-line
+    messages; never overwrites ``src``.
+    """
+    src, dst = Path(src), Path(dst)
+    if not is_video_path(dst):
+        raise ValueError(f"{dst}: write a video as one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
+    res = colorize_video(colorizer, src, dst, smoothing=smoothing, progress=progress)
+    if progress:
+        fps = res.frames / res.seconds if res.seconds > 0 else 0.0
+        audio = {"copy": "audio copied", None: "no audio"}.get(res.audio, f"audio re-encoded to {res.audio}")
+        print(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height} at {res.fps:.3g} fps, "
+              f"{len(res.cuts)} cut(s), {audio}, smoothing {smoothing}; {res.seconds:.1f} s ({fps:.1f} frames/s)",
+              file=sys.stderr)

@@ -1,0 +1,502 @@
+"""``tinct serve``: the HTTP API, its limits and error messages, with real generated images.
+
+Every app here serves the session's tiny random model under the name "tiny" (never the
+shipped weights) at a small render size, so a colorization takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import struct
+import tempfile
+import threading
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_photo
+from PIL import Image, ImageFile
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+pytest.importorskip("multipart", reason="the serve extra (python-multipart) is not installed")
+
+with warnings.catch_warnings():  # newer Starlette warns about its httpx-based test client
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from tinct.serve import add_parser, cmd_serve, parse_model_specs  # noqa: E402
+from tinct.serve.app import JobQueue, Limits, QueueFull, create_app  # noqa: E402
+
+CAP = 200_000          # upload cap of the test apps, bytes
+MAX_PIXELS = 1_000_000
+
+
+# ----------------------------------------------------------------------------- helpers
+def jpeg_bytes(h: int = 48, w: int = 64, seed: int = 1, gray: bool = True) -> bytes:
+    im = Image.fromarray(make_photo(h, w, seed))
+    buf = io.BytesIO()
+    (im.convert("L") if gray else im).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def png_bytes(h: int = 40, w: int = 52, seed: int = 2) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(make_photo(h, w, seed)).convert("L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid gray PNG of width x height zero pixels: tiny on the wire, huge when decoded."""
+    raw = (b"\x00" + bytes(width)) * height
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 9))
+            + _chunk(b"IEND", b""))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """Just a PNG signature and an IHDR claiming width x height (no pixel data at all)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IEND", b"")
+
+
+def decode_result(item: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(item["data"]))).convert("RGB")).astype(np.int16)
+
+
+def chroma(rgb: np.ndarray) -> float:
+    """Mean absolute difference between channels: 0 for a gray image."""
+    return float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
+
+
+def post(client: TestClient, image: bytes | None = None, name: str = "photo.jpg", ctype: str = "image/jpeg",
+         **fields: object):
+    files = {"image": (name, image if image is not None else jpeg_bytes(), ctype)}
+    style = fields.pop("style", None)
+    if style is not None:
+        files["style"] = ("style.jpg", style, "image/jpeg")
+    return client.post("/api/colorize", files=files, data={k: str(v) for k, v in fields.items()})
+
+
+def assert_one_line_error(resp, status: int, field: str | None, *words: str) -> str:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error", "field"}
+    msg = body["error"]
+    assert msg and "\n" not in msg and "Traceback" not in msg
+    assert body["field"] == field
+    for w in words:
+        assert w.lower() in msg.lower(), msg
+    return msg
+
+
+def make_app(tiny_model_path: Path, **kwargs):
+    limits = kwargs.pop("limits", Limits(max_upload_bytes=CAP, max_pixels=MAX_PIXELS, max_samples=4))
+    return create_app({"tiny": tiny_model_path}, render_size=64, limits=limits, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_path):
+    return make_app(tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+# ----------------------------------------------------------------------------- discovery
+def test_models_lists_names_decoders_and_limits(client, tiny_model_path):
+    body = client.get("/api/models").json()
+    assert body["default"] == "tiny"
+    (m,) = body["models"]
+    assert m["name"] == "tiny" and m["arch"] == "hypercolumns" and m["head"] == "histogram"
+    assert m["decode_methods"] == ["expectation", "annealed", "mode", "sample"]
+    assert m["default_decode"] == "annealed" and m["samples"] is True and m["style"] is False
+    assert body["limits"] == {"max_upload_bytes": CAP, "max_pixels": MAX_PIXELS, "max_samples": 4,
+                              "max_queue": 32, "formats": ["png", "jpeg"]}
+    assert str(tiny_model_path) not in client.get("/api/models").text  # no server paths go out
+
+
+def test_health(client):
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok" and body["workers"] == 1 and body["waiting"] == 0
+
+
+def test_openapi_describes_the_api(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/colorize", "/api/models", "/api/health"} <= set(spec["paths"])
+    op = spec["paths"]["/api/colorize"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"]
+    body = spec["components"]["schemas"][op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+                                         .rsplit("/", 1)[1]]
+    assert {"image", "model", "decode", "samples", "seed", "style", "format", "output"} <= set(body["properties"])
+    assert {"400", "413", "422", "503"} <= set(op["responses"])
+    # FastAPI's /docs pages load their assets from a CDN: they are off in this offline app
+    assert client.get("/docs").status_code == 404
+
+
+def test_page_and_assets_are_local(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    texts = [page.text] + [client.get(f"/static/{n}").text for n in ("app.js", "style.css")]
+    for text in texts:
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    js = texts[1]
+    assert "api/colorize" in js and "api/models" in js
+    assert "innerHTML" not in js  # server and file-name text is never parsed as HTML
+
+
+# ----------------------------------------------------------------------------- colorizing
+def test_colorize_gray_jpeg_returns_colored_png_of_same_size(client):
+    r = post(client, jpeg_bytes(48, 64), name="old photo.JPG")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"], body["model"], body["decode"]) == (64, 48, "tiny", "annealed")
+    (item,) = body["results"]
+    assert item["media_type"] == "image/png" and item["filename"] == "old_photo-color.png"
+    rgb = decode_result(item)
+    assert rgb.shape == (48, 64, 3)
+    assert chroma(rgb) > 2.0
+    assert body["saved"] == []
+
+
+def test_output_image_returns_the_file_itself(client):
+    r = post(client, png_bytes(), name="scan.png", format="jpeg", output="image", decode="expectation")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg"
+    assert r.headers["content-disposition"] == 'attachment; filename="scan-color.jpg"'
+    assert r.headers["x-tinct-decode"] == "expectation"
+    im = Image.open(io.BytesIO(r.content))
+    assert im.format == "JPEG" and im.size == (52, 40)
+
+
+def test_samples_differ_and_are_reproducible(client):
+    first = post(client, samples=3, seed=7).json()
+    again = post(client, samples=3, seed=7).json()
+    assert first["decode"] == "sample"
+    assert [i["seed"] for i in first["results"]] == [7, 8, 9]
+    assert [i["filename"] for i in first["results"]] == [f"photo-color-sample{k}.png" for k in (1, 2, 3)]
+    imgs = [decode_result(i) for i in first["results"]]
+    assert not np.array_equal(imgs[0], imgs[1]) and not np.array_equal(imgs[1], imgs[2])
+    assert [i["data"] for i in first["results"]] == [i["data"] for i in again["results"]]
+
+
+def test_content_is_sniffed_not_the_name_or_type(client):
+    r = post(client, png_bytes(), name="really-a-png.jpg", ctype="text/plain")
+    assert r.status_code == 200, r.text
+    assert (r.json()["width"], r.json()["height"]) == (52, 40)
+
+
+# ----------------------------------------------------------------------------- bad uploads
+def _truncated_jpeg() -> bytes:
+    data = jpeg_bytes(120, 160, seed=3)
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("case, data, name, status, words", [
+    ("truncated JPEG", _truncated_jpeg(), "half.jpg", 422, ["truncated"]),
+    ("text named .jpg", b"this is not an image, just some text\n" * 20, "notes.jpg", 422, ["not an image"]),
+    ("0 bytes", b"", "empty.png", 422, ["empty", "0 bytes"]),
+    ("over the size cap", b"\xff\xd8\xff" + bytes(CAP + 10), "huge.jpg", 413, ["over the upload limit"]),
+    ("header claims 10^10 pixels", png_header_only(100_000, 100_000), "claims.png", 413,
+     ["10,000,000,000 pixels", "limit"]),
+])
+def test_bad_upload_gets_one_clear_line(client, case, data, name, status, words):
+    r = post(client, data, name=name)
+    msg = assert_one_line_error(r, status, "image", *words)
+    assert msg.startswith("the photo "), msg
+
+
+def test_decompression_bomb_is_rejected_before_decoding(client, monkeypatch):
+    bomb = png_bomb(5000, 5000)          # 25 megapixels of zeros in ~25 KB
+    assert len(bomb) < CAP
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self):
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    t = time.perf_counter()
+    r = post(client, bomb, name="bomb.png")
+    assert_one_line_error(r, 413, "image", "25,000,000 pixels", "1,000,000")
+    assert decoded == []                 # refused from the header: no pixel was decoded
+    assert time.perf_counter() - t < 5
+
+
+def test_bad_style_reference_is_reported_as_such(app, tiny_model_path):
+    info = app.state.pool.infos["tiny"]
+    from dataclasses import replace
+
+    app.state.pool.infos["tiny"] = replace(info, style=True)
+    try:
+        with TestClient(app) as c:
+            r = post(c, style=b"GIF89a not really")
+        assert_one_line_error(r, 422, "style", "the style reference", "not an image")
+    finally:
+        app.state.pool.infos["tiny"] = info
+
+
+# ----------------------------------------------------------------------------- bad parameters
+@pytest.mark.parametrize("fields, status, field, words", [
+    ({"model": "nope"}, 400, "model", ["unknown model 'nope'", "tiny"]),
+    ({"model": "../../etc/passwd"}, 400, "model", ["unknown model", "tiny"]),
+    ({"model": "/etc/passwd"}, 400, "model", ["unknown model"]),
+    ({"samples": 5}, 400, "samples", ["at most 4"]),
+    ({"samples": 1000000}, 400, "samples", ["at most 4"]),
+    ({"samples": 0}, 400, "samples", ["at least 1"]),
+    ({"samples": "many"}, 422, "samples", ["samples"]),
+    ({"samples": 2, "decode": "annealed"}, 400, "decode", ["'sample'"]),
+    ({"decode": "telepathy"}, 400, "decode", ["decodes with", "telepathy"]),
+    ({"format": "gif"}, 422, "format", ["format"]),
+    ({"output": "image", "samples": 2}, 400, "output", ["one image"]),
+    ({"seed": -1}, 400, "seed", ["seed"]),
+])
+def test_bad_parameter_gets_one_clear_line(client, fields, status, field, words):
+    before = client.get("/api/health").json()["done"]
+    r = post(client, **fields)
+    assert_one_line_error(r, status, field, *words)
+    assert client.get("/api/health").json()["done"] == before  # refused before reaching the model
+
+
+def test_style_needs_a_model_with_global_features(client):
+    r = post(client, style=jpeg_bytes(seed=5))
+    assert_one_line_error(r, 400, "style", "no global features")
+
+
+def test_missing_image_field(client):
+    r = client.post("/api/colorize", data={"model": "tiny"})
+    assert_one_line_error(r, 422, "image", "no 'image' field")
+
+
+def test_path_like_model_never_touches_the_file_system(client, monkeypatch):
+    import tinct.serve.app as serve_app
+
+    opened = []
+    monkeypatch.setattr(serve_app, "load_weights", lambda *a, **k: opened.append(a))
+    r = post(client, model="../../etc/passwd")
+    assert r.status_code == 400 and opened == []
+
+
+def test_request_over_the_body_cap_is_refused_before_parsing(client):
+    big = bytes(2 * CAP + 70 * 1024)
+    r = client.post("/api/colorize", content=big, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert_one_line_error(r, 413, None, "limit")
+
+
+def test_streamed_request_over_the_body_cap_is_cut_off(client):
+    head = (b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n")
+
+    def chunks():  # no Content-Length: the body arrives chunked and is counted as it comes
+        yield head
+        for _ in range(100):
+            yield bytes(10_000)
+        yield b"\r\n--x--\r\n"
+
+    r = client.post("/api/colorize", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert_one_line_error(r, 413, None, "limit")
+
+
+def test_cross_site_post_is_refused(client):
+    r = client.post("/api/colorize", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")},
+                    headers={"Origin": "http://evil.example"})
+    assert_one_line_error(r, 403, None, "cross-site")
+    same = client.post("/api/colorize", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")},
+                       headers={"Origin": "http://testserver"})
+    assert same.status_code == 200
+
+
+def test_allowed_hosts_refuse_other_host_headers(tiny_model_path):
+    with TestClient(make_app(tiny_model_path, allowed_hosts=["127.0.0.1", "localhost"]),
+                    base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"Host": "attacker.example"}).status_code == 400
+
+
+# ----------------------------------------------------------------------------- disk
+def test_nothing_is_left_on_disk(tiny_model_path, tmp_path, monkeypatch):
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))   # where spooled uploads would go
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    noisy = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)).save(noisy, "PNG")
+    assert noisy.tell() > 1024 * 1024                      # over Starlette's in-memory spool size
+    app = make_app(tiny_model_path, limits=Limits(max_upload_bytes=4 * 1024 * 1024))
+    with TestClient(app) as c:
+        assert post(c, noisy.getvalue(), name="noise.png").status_code == 200
+    assert list(spool.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+
+
+def test_save_dir_keeps_results_under_server_made_names(tiny_model_path, tmp_path):
+    out = tmp_path / "kept"
+    with TestClient(make_app(tiny_model_path, save_dir=out)) as c:
+        r = post(c, name="../../etc/evil name.jpg", samples=2)
+    assert r.status_code == 200, r.text
+    saved = r.json()["saved"]
+    assert len(saved) == 2 and sorted(p.name for p in out.iterdir()) == sorted(saved)
+    for name in saved:
+        assert name.startswith("evil_name-") and "/" not in name and name.endswith(".png")
+    assert not (tmp_path / "etc").exists()
+
+
+# ----------------------------------------------------------------------------- queue and models
+def test_job_queue_bounds_running_and_waiting():
+    async def scenario() -> tuple[int, int, bool]:
+        q = JobQueue(workers=1, max_waiting=2)
+        gate = threading.Event()
+
+        def job() -> int:
+            gate.wait(5)
+            return 1
+
+        tasks = [asyncio.create_task(q.run(job)) for _ in range(3)]  # 1 running + 2 waiting
+        while q.running + q.waiting < 3:
+            await asyncio.sleep(0.01)
+        refused = False
+        try:
+            await q.run(job)
+        except QueueFull:
+            refused = True
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        return sum(results), q.peak_running, refused
+
+    total, peak, refused = asyncio.run(scenario())
+    assert (total, peak, refused) == (3, 1, True)
+
+
+def test_concurrent_requests_run_one_at_a_time(tiny_model_path):
+    app = make_app(tiny_model_path)
+    codes: list[int] = []
+    with TestClient(app) as c:
+        def send(seed: int) -> None:
+            codes.append(post(c, jpeg_bytes(seed=seed)).status_code)
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        health = c.get("/api/health").json()
+    assert codes == [200] * 4
+    assert health["peak_running"] == 1 and health["done"] == 4 and health["running"] == 0
+
+
+def test_full_queue_answers_503_with_retry_after(tiny_model_path, monkeypatch):
+    import tinct.serve.app as serve_app
+
+    release = threading.Event()
+    real = serve_app._run_job
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(serve_app, "_run_job", slow)
+    app = make_app(tiny_model_path, limits=Limits(max_upload_bytes=CAP, max_queue=0))
+    codes: list[int] = []
+    with TestClient(app) as c:
+        first = threading.Thread(target=lambda: codes.append(post(c).status_code))
+        first.start()
+        deadline = time.monotonic() + 10
+        while c.get("/api/health").json()["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        busy = post(c)
+        release.set()
+        first.join(30)
+    assert_one_line_error(busy, 503, None, "busy")
+    assert busy.headers["retry-after"] == "2"
+    assert codes == [200]
+
+
+def test_models_are_cached_per_name_in_each_app(tiny_model_path, client, app):
+    assert post(client).status_code == 200
+    pool = app.state.pool
+    assert pool.loaded == ["tiny"] and pool.get("tiny") is pool.get("tiny")
+    other = make_app(tiny_model_path)
+    assert other.state.pool is not pool and other.state.pool.loaded == []
+
+
+def test_style_reference_reaches_a_model_with_global_features(tiny_model_path):
+    """A stand-in model that takes ``style_L`` (like Iizuka et al.'s) gets the reference's L."""
+    from dataclasses import replace
+
+    from tinct.weights import load_weights
+
+    base = load_weights(tiny_model_path)
+    seen: list[tuple[int, ...]] = []
+
+    class StyleModel(type(base)):
+        forward_options = ("style_L",)
+
+        def forward(self, L, style_L=None):
+            seen.append(tuple(style_L.shape) if style_L is not None else ())
+            return super().forward(L)
+
+    model = StyleModel(**{**base.config, "pretrained": False})
+    model.load_state_dict(base.state_dict())
+    model.eval()
+    app = make_app(tiny_model_path)
+    pool = app.state.pool
+    pool._loaded["tiny"] = model
+    pool.infos["tiny"] = replace(pool.infos["tiny"], style=True)
+    with TestClient(app) as c:
+        assert c.get("/api/models").json()["models"][0]["style"] is True
+        r = post(c, style=jpeg_bytes(30, 40, seed=9))
+        plain = post(c)
+    assert r.status_code == 200 and plain.status_code == 200, r.text
+    assert seen[0] == (1, 1, 48, 64) and seen[1] == ()   # the reference at the render size (64)
+
+
+# ----------------------------------------------------------------------------- command line
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tinct")
+    add_parser(p.add_subparsers(dest="command"))
+    return p.parse_args(argv)
+
+
+def test_add_parser_defaults():
+    args = _parse(["serve"])
+    assert (args.host, args.port, args.model, args.func) == ("127.0.0.1", 8000, None, cmd_serve)
+    assert args.save_dir is None
+
+
+def test_model_specs(tiny_model_path):
+    models, default = parse_model_specs([f"mine={tiny_model_path}", str(tiny_model_path)])
+    assert models == {"mine": tiny_model_path, "tiny": tiny_model_path} and default == "mine"
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        parse_model_specs(["no-such-model"])
+
+
+def test_serve_user_errors_are_one_line(tiny_model_path, capsys):
+    assert cmd_serve(_parse(["serve", "--model", "no-such-model"])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tinct: error: unknown model") and "\n" not in err
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert cmd_serve(_parse(["serve", "--model", str(tiny_model_path), "--port", str(port)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tinct: error: cannot listen on 127.0.0.1:{port}") and "\n" not in err

@@ -1,0 +1,178 @@
+"""The trainer: data filtering and manifest, exact resume after SIGKILL, 2-process DDP, outputs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import make_photo
+from tinct.data import CropDataset, EpochSampler, build_manifest
+from tinct.train import TrainConfig, lr_factor, make_optimizer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_dataset(root: Path, per_class: int = 12) -> Path:
+    """Two class folders of small color photos, plus one corrupt JPEG and one gray photo."""
+    for c, cls in enumerate(["cats", "dogs"]):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(make_photo(40 + i % 3, 44, seed=100 * c + i)).save(d / f"{i:02d}.jpg", quality=90)
+    good = (root / "cats" / "00.jpg").read_bytes()
+    (root / "cats" / "corrupt.jpg").write_bytes(good[:200])
+    Image.fromarray(make_photo(40, 44, seed=7)).convert("L").convert("RGB").save(root / "dogs" / "gray.jpg")
+    return root
+
+
+def tiny_config(data: Path, **over) -> dict:
+    cfg = {
+        "name": "tiny", "model": {"arch": "hypercolumns", "pretrained": False, "hidden": 8},
+        "data": {"roots": [str(data)], "fractions": [0.8, 0.2, 0.0]}, "size": 32, "resize": 36,
+        "batch_size": 4, "max_steps": 12, "optimizer": {"name": "adam", "lr": 1e-3},
+        "schedule": {"name": "cosine", "warmup": 2}, "workers": 0, "threads": 1, "log_every": 1,
+        "val_every": 1000, "val_images": 4, "figure_images": 2, "checkpoint_every": 3, "keep_last": 2, "seed": 3,
+    }
+    cfg.update(over)
+    return cfg
+
+
+def tinct_train(cfg_path: Path, out: Path, *extra: str, env=None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tinct.cli", "train", str(cfg_path), "--out", str(out), "-q", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "images")
+
+
+def test_manifest_filters_and_splits(dataset, tmp_path, caplog):
+    m = build_manifest([dataset], cache=tmp_path / "manifest.json", fractions=(0.8, 0.2, 0.0), progress=False)
+    assert [Path(p).name for p in m.dropped["unreadable"]] == ["corrupt.jpg"]
+    assert [Path(p).name for p in m.dropped["gray"]] == ["gray.jpg"]
+    assert len(m.entries) == 24 and set(m.classes) == {"images/cats", "images/dogs"}
+    assert {e.split for e in m.entries} <= {"train", "val"} and len(m.split("train")) > len(m.split("val"))
+    assert "corrupt.jpg" in caplog.text
+    again = build_manifest([dataset], cache=tmp_path / "manifest.json", progress=False)  # from the cache
+    assert [e.path for e in again.entries] == [e.path for e in m.entries]
+
+
+def test_crops_are_deterministic_per_key(dataset):
+    m = build_manifest([dataset], fractions=(1.0, 0.0, 0.0), progress=False, workers=1)
+    ds = CropDataset(m.entries, size=32, resize=36, train=True, seed=1)
+    a, b, c = ds[5], ds[5], ds[5 + len(ds)]  # same key twice; same image, next epoch
+    assert torch.equal(a["L"], b["L"]) and a["L"].shape == (1, 32, 32) and a["ab"].shape == (2, 32, 32)
+    assert not torch.equal(a["L"], c["L"]) or not torch.equal(a["ab"], c["ab"])
+
+
+def test_epoch_sampler_shards_and_resumes():
+    s = EpochSampler(10, seed=0, epoch=2)
+    full = list(s)
+    assert sorted(k - 20 for k in full) == list(range(10))
+    assert list(EpochSampler(10, seed=0, epoch=2, start=4)) == full[4:]
+    r0, r1 = list(EpochSampler(10, 0, 2, rank=0, world=2)), list(EpochSampler(10, 0, 2, rank=1, world=2))
+    assert len(r0) == len(r1) == 5 and sorted(r0 + r1) == sorted(full)
+
+
+def test_optimizers_and_schedules():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert isinstance(make_optimizer(p, {"name": "adadelta"}), torch.optim.Adadelta)
+    sgd = make_optimizer(p, {"name": "sgd", "lr": 8e-2, "weight_decay": 8e-7, "momentum": 0.9})
+    assert sgd.defaults["lr"] == 8e-2 and sgd.defaults["weight_decay"] == 8e-7
+    step = {"name": "step", "every": 3, "unit": "epochs", "gamma": 0.5}
+    assert [lr_factor(s, step, 100, 10) for s in (0, 29, 30, 60)] == [1.0, 1.0, 0.5, 0.25]
+    assert lr_factor(0, {"name": "cosine"}, 100, 10) == 1.0 and lr_factor(100, {"name": "cosine"}, 100, 10) == pytest.approx(0)
+    with pytest.raises(ValueError):
+        make_optimizer(p, {"name": "lion"})
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "final.safetensors"))
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(dataset, tmp_path):
+    # 19 train images, batch 4 -> 4 steps an epoch; checkpoints every 3 steps land mid-epoch.
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(dataset, max_steps=40)))
+    straight = tmp_path / "straight"
+    p = tinct_train(cfg, straight)
+    assert p.wait(timeout=240) == 0, p.stdout.read()
+
+    killed = tmp_path / "killed"
+    p = tinct_train(cfg, killed)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((killed / "checkpoints").glob("step_*.pt")):
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    ckpts = sorted((killed / "checkpoints").glob("step_*.pt"))
+    assert ckpts and not (killed / "final.safetensors").exists(), "the run finished before it could be killed"
+    assert not list((killed / "checkpoints").glob(".*.tmp"))  # no half-written checkpoint under a real name
+    step = int(ckpts[-1].stem.split("_")[1])
+    assert 0 < step < 40 and step % 4 != 0  # killed after a mid-epoch checkpoint
+
+    p = tinct_train(cfg, killed, "--resume")
+    assert p.wait(timeout=240) == 0, p.stdout.read()
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys()
+    # Tolerance: fp16 storage of identical fp32 weights; measured difference is exactly 0.
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    meta_a = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
+    assert meta_a["step"] == 40
+
+
+def test_two_processes_with_torchrun(dataset, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(dataset, max_steps=6, batch_size=4)))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a free loopback port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_addr", "127.0.0.1", "--master_port", str(port),
+                        "-m", "tinct.cli", "train", str(cfg), "--out", str(out), "-q"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    from tinct.weights import read_metadata
+
+    meta = read_metadata(out / "final.safetensors")
+    assert meta["world_size"] == 2 and meta["steps"] == 6 and meta["images_seen"] == 24
+
+
+def test_training_writes_figures_curves_and_weights(dataset, tmp_path):
+    from tinct.train import train
+    from tinct.weights import load_weights
+
+    final = train(TrainConfig.from_dict(tiny_config(dataset, max_steps=9, val_every=5)), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert (run / "loss.png").is_file() and (run / "manifest.json").is_file()
+    figs = sorted((run / "figures").glob("*.png"))
+    assert figs
+    with Image.open(figs[0]) as im:
+        assert im.size == (2 * 32, 3 * 32)  # two images; rows gray / truth / prediction
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_auc" in r for r in records) and any("images_per_s" in r for r in records)
+    model = load_weights(final)
+    assert model.metadata["steps"] == 9 and "1 unreadable" in model.metadata["data"]["summary"]
+    assert np.isfinite(model.metadata["metrics"]["val_loss"])
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("nmae: x\n")
+    r = subprocess.run([sys.executable, "-m", "tinct.cli", "train", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown config keys: nmae" in r.stderr and "Traceback" not in r.stderr
