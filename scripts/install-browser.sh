@@ -34,8 +34,8 @@ if ! $SUDO apt-get update -q >/tmp/tinct-install-browser.log 2>&1; then
     echo "install-browser: 'apt-get update' failed (see /tmp/tinct-install-browser.log); the browser test will be skipped"
     exit 0
 fi
-if ! $SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver >>/tmp/tinct-install-browser.log 2>&1; then
-    echo "install-browser: 'apt-get install chromium chromium-driver' failed (see /tmp/tinct-install-browser.log); the browser test will be skipped"
+if ! $SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation >>/tmp/tinct-install-browser.log 2>&1; then
+    echo "install-browser: 'apt-get install chromium chromium-driver fonts-liberation' failed (see /tmp/tinct-install-browser.log); the browser test will be skipped"
     exit 0
 fi
 

@@ -500,3 +500,17 @@ def test_serve_user_errors_are_one_line(tiny_model_path, capsys):
         assert cmd_serve(_parse(["serve", "--model", str(tiny_model_path), "--port", str(port)])) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tinct: error: cannot listen on 127.0.0.1:{port}") and "\n" not in err
+
+
+def test_unexpected_failure_is_one_line_json_without_details(tiny_model_path, monkeypatch):
+    import tinct.serve.app as serve_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"secret server detail {tiny_model_path}")
+
+    monkeypatch.setattr(serve_app, "_run_job", broken)
+    with TestClient(make_app(tiny_model_path), raise_server_exceptions=False) as c:
+        r = post(c)
+        assert c.get("/api/health").json()["running"] == 0      # the worker slot was given back
+    msg = assert_one_line_error(r, 500, None, "internal error", "RuntimeError")
+    assert "secret" not in msg and str(tiny_model_path) not in msg

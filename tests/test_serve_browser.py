@@ -10,7 +10,8 @@ Chromium: ``/usr/bin/chromium`` (``TINCT_CHROMIUM`` overrides). When it is missi
 install it. Playwright's own browser download (``playwright install``) is never used.
 
 A screenshot goes to the test's tmp dir; with ``TINCT_UPDATE_SCREENSHOT=1`` it is also copied to
-docs/serve-screenshot.png.
+docs/serve-screenshot.png. ``TINCT_SERVE_TEST_MODEL=FILE.safetensors`` serves that model (at the
+default render size) instead of the tiny random one, e.g. to take that screenshot with real weights.
 """
 
 from __future__ import annotations
@@ -60,9 +61,19 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def server_url(tiny_model_path):
-    """uvicorn serving the tiny model in a background thread on 127.0.0.1:<free port>."""
-    app = create_app({"tiny": tiny_model_path}, render_size=96,
+def model_name(tiny_model_path) -> tuple[str, Path, int]:
+    """(name, weights file, render size) of the model the page offers."""
+    chosen = os.environ.get("TINCT_SERVE_TEST_MODEL")
+    if chosen:
+        return Path(chosen).stem, Path(chosen), 384
+    return "tiny", tiny_model_path, 96
+
+
+@pytest.fixture(scope="module")
+def server_url(model_name):
+    """uvicorn serving the model in a background thread on 127.0.0.1:<free port>."""
+    name, path, render_size = model_name
+    app = create_app({name: path}, render_size=render_size,
                      limits=Limits(max_upload_bytes=2 * 1024 * 1024, max_pixels=4_000_000, max_samples=4))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -84,7 +95,7 @@ def server_url(tiny_model_path):
         sock.close()
 
 
-def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, tmp_path):
+def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, model_name, tmp_path):
     try:
         from skimage import data as skdata
 
@@ -106,13 +117,17 @@ def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, tmp_path)
             page = context.pages[0] if context.pages else context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # console errors, e.g. a Content-Security-Policy violation; the rejected upload's
+            # HTTP 422 is logged by Chromium as "Failed to load resource" and is expected
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                    and "Failed to load resource" not in m.text else None)
             outside: list[str] = []
             page.on("request", lambda req: None if req.url.startswith((server_url, "blob:", "data:"))
                     else outside.append(req.url))
 
             page.goto(server_url)
             page.wait_for_selector("#server-status.ok", timeout=15_000)
-            assert page.input_value("#model") == "tiny"
+            assert page.input_value("#model") == model_name[0]
             assert page.is_visible("#decode-field") and page.input_value("#decode") == "annealed"
 
             page.set_input_files("#files", [str(photo), str(bad)])
@@ -170,3 +185,44 @@ def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, tmp_path)
         assert im.convert("RGB").getextrema() != ((255, 255), (255, 255), (255, 255))  # not blank
     if os.environ.get("TINCT_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "serve-screenshot.png")
+
+
+def test_dropped_photo_with_samples_shows_each_sample(chromium, server_url, tmp_path):
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+            accept_downloads=True, viewport={"width": 1000, "height": 700},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(server_url)
+            page.wait_for_selector("#server-status.ok", timeout=15_000)
+            page.fill("#samples", "3")
+            page.dispatch_event("#samples", "change")
+            assert page.input_value("#decode") == "sample" and page.is_disabled("#decode")
+            # a gray picture drawn in the page, dropped onto the drop zone as a file
+            page.evaluate("""async () => {
+                const c = document.createElement("canvas");
+                c.width = 90; c.height = 60;
+                const ctx = c.getContext("2d");
+                const g = ctx.createLinearGradient(0, 0, 90, 60);
+                g.addColorStop(0, "#111"); g.addColorStop(1, "#eee");
+                ctx.fillStyle = g; ctx.fillRect(0, 0, 90, 60);
+                ctx.fillStyle = "#777"; ctx.beginPath(); ctx.arc(45, 30, 18, 0, 7); ctx.fill();
+                const blob = await new Promise((r) => c.toBlob(r, "image/png"));
+                const dt = new DataTransfer();
+                dt.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+                document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+            }""")
+            card = page.locator("article.card[data-state=done]")
+            card.wait_for(timeout=45_000)
+            buttons = card.locator(".samples button")
+            assert buttons.count() == 3
+            assert "3 samples" in card.locator(".meta").inner_text()
+            buttons.nth(1).click()
+            assert buttons.nth(1).get_attribute("aria-pressed") == "true"
+            link = card.locator("a.download")
+            assert link.get_attribute("download") == "dropped-color-sample2.png"
+            assert link.get_attribute("href") == card.locator("img.after").get_attribute("src")
+        finally:
+            context.close()

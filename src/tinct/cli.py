@@ -75,6 +75,7 @@ def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
     from .io import SUPPORTED_EXTENSIONS, read_image
@@ -89,8 +90,13 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.seed is not None:
         options["seed"] = args.seed
     colorizer = Colorizer(args.model, render_size=args.render_size, method=args.decode, device=args.device, **options)
-    if args.samples and args.decode not in (None, "sample") and "sample" not in colorizer.model.decode_methods:
+    if args.samples and "sample" not in colorizer.model.decode_methods:
         raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
+    if args.confidence:
+        with torch.no_grad():
+            probe = colorizer.model.confidence(colorizer.model(torch.zeros(1, 1, 32, 32)))
+        if probe is None:
+            raise UserError(f"--confidence needs a histogram model; {args.model} predicts no distribution")
 
     failures = 0
     skipped = 0

@@ -92,14 +92,20 @@ class Colorizer:
         self.decode_options = decode_options
 
     # -- core -----------------------------------------------------------------------------
-    def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
-        """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
+    def predict_small(self, L_full: torch.Tensor, with_confidence: bool = False,
+                      **options: Any) -> dict[str, torch.Tensor]:
+        """L (1,1,H,W) full resolution -> {"ab": (1,2,h,w)[, "confidence": (1,1,h,w)]} at the render size."""
         H, W = L_full.shape[-2:]
         h, w = render_shape(H, W, self.render_size)
         L_small = L_full if (h, w) == (H, W) else F.interpolate(L_full, size=(h, w), mode="bilinear",
                                                                  antialias=True, align_corners=False)
         opts = {**self.decode_options, **options}
-        return self.model.predict_ab(L_small.to(self.device), self.method, **opts).float().cpu()
+        out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence, **opts)
+        return {k: v.float().cpu() for k, v in out.items()}
+
+    def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
+        """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
+        return self.predict_small(L_full, **options)["ab"]
 
     def compose(self, L_full: torch.Tensor, ab_small: torch.Tensor) -> np.ndarray:
         """Original L (1,1,H,W) + ab (1,2,h,w) -> RGB (H,W,3) float32, strip by strip."""
@@ -124,11 +130,12 @@ class Colorizer:
         options.pop("style", None)
         with torch.inference_mode():
             L = _lightness_of(img.rgb)
-            ab = self.predict_ab_small(L, **options)
-            rgb = self.compose(L, ab)
+            small = self.predict_small(L, with_confidence=confidence, **options)
+            rgb = self.compose(L, small["ab"])
             conf = None
             if confidence:
-                conf = self.confidence_map(L)
+                H, W = L.shape[-2:]
+                conf = F.interpolate(small["confidence"], size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
         return Result(rgb=rgb, alpha=img.alpha, confidence=conf, source=img)
 
     def style_lightness(self, style: Any) -> torch.Tensor:
@@ -143,19 +150,6 @@ class Colorizer:
         L = _lightness_of(ref.rgb)
         h, w = render_shape(*L.shape[-2:], self.render_size)
         return F.interpolate(L, size=(h, w), mode="bilinear", antialias=True, align_corners=False).to(self.device)
-
-    def confidence_map(self, L_full: torch.Tensor) -> np.ndarray | None:
-        """Per-pixel confidence (1 - normalised entropy) at full resolution, or None."""
-        H, W = L_full.shape[-2:]
-        h, w = render_shape(H, W, self.render_size)
-        L_small = F.interpolate(L_full, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        m = self.model.pad_multiple
-        x = F.pad(L_small, [0, (-w) % m, 0, (-h) % m], mode="replicate")
-        c = self.model.confidence(self.model(x.to(self.device)))
-        if c is None:
-            return None
-        c = F.interpolate(c.float().cpu(), size=x.shape[-2:], mode="bilinear", align_corners=False)[..., :h, :w]
-        return F.interpolate(c, size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
 
     def colorize(self, image: Any, **options: Any) -> Result:
         """A path, bytes, PIL image or numpy array -> Result (see ``Result.to_pil``)."""
@@ -213,8 +207,6 @@ class Colorizer:
             res = self._colorize_loaded(img, confidence=confidence, **options)
             outs.append((dst, res))
             if confidence:
-                if res.confidence is None:
-                    raise ValueError(f"model {self.model.arch!r} predicts no distribution, so it has no confidence map")
                 outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
         return outs
 

@@ -107,10 +107,13 @@ class ColorModel(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def predict_ab(self, L: torch.Tensor, method: str | None = None, **options: Any) -> torch.Tensor:
-        """L (B,1,H,W) in [0,100] -> ab (B,2,H,W) at the input size (reflect-padded to ``pad_multiple``).
+    def predict(self, L: torch.Tensor, method: str | None = None, with_confidence: bool = False,
+                **options: Any) -> dict[str, torch.Tensor]:
+        """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H,W)[, "confidence": (B,1,H,W)]} at the input size.
 
-        Keyword ``options`` go to ``decode`` (temperature, generator, style...).
+        The input is reflect-padded to ``pad_multiple`` and the outputs cropped back. Keyword
+        ``options`` named in ``forward_options`` go to ``forward`` (e.g. ``style_L``), the rest
+        to ``decode`` (temperature, generator...). One forward serves both outputs.
         """
         H, W = L.shape[-2:]
         m = self.pad_multiple
@@ -120,9 +123,20 @@ class ColorModel(nn.Module):
             mode = "reflect" if (H > ph and W > pw) else "replicate"
             x = torch.nn.functional.pad(L, [0, pw, 0, ph], mode=mode)
         pred = self(x, **{k: v for k, v in options.items() if k in self.forward_options})
-        ab = self.decode(pred, method, **{k: v for k, v in options.items() if k not in self.forward_options})
-        if ab.shape[-2:] != x.shape[-2:]:
-            ab = torch.nn.functional.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return ab[..., :H, :W]
+        out = {"ab": self.decode(pred, method, **{k: v for k, v in options.items() if k not in self.forward_options})}
+        if with_confidence:
+            conf = self.confidence(pred)
+            if conf is None:
+                raise ValueError(f"model {self.arch!r} predicts no distribution, so it has no confidence map")
+            out["confidence"] = conf
+        for k, v in out.items():
+            if v.shape[-2:] != x.shape[-2:]:
+                v = torch.nn.functional.interpolate(v.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            out[k] = v[..., :H, :W]
+        return out
+
+    def predict_ab(self, L: torch.Tensor, method: str | None = None, **options: Any) -> torch.Tensor:
+        """L (B,1,H,W) in [0,100] -> ab (B,2,H,W) at the input size (see ``predict``)."""
+        return self.predict(L, method, **options)["ab"]
 
     forward_options: tuple[str, ...] = ()

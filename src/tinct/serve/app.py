@@ -491,6 +491,9 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
             result = colorizer._colorize_loaded(img, **options)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
+        except MemoryError:
+            raise ApiError(413, "the photo is too large to colorize in this server's memory; try a smaller one",
+                           "image") from None
         outputs.append((seed, _encode(result.to_pil(), job.fmt, img)))
         if save_dir is not None:
             suffix = f"-sample{k + 1}" if job.samples > 1 else ""
@@ -696,6 +699,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             msg = f"{field}: {msg}"
         return JSONResponse({"error": msg, "field": field}, status_code=422)
 
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the details (which may name server paths) go to the log, not to the client
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log", "field": None},
+                            status_code=500)
+
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
