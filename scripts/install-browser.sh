@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install Debian's headless-capable Chromium for tinct's browser test (tests/test_serve_browser.py).
 #
-# Idempotent: does nothing when /usr/bin/chromium already exists. Never fails the build: when
+# Idempotent: does nothing when /usr/bin/chromium (or $TINCT_CHROMIUM) already exists. Never fails the build: when
 # the browser cannot be installed (not root, no apt-get, no network to the package mirror...)
 # it says why and exits 0, and the browser test then skips with that reason.
 # Playwright's own `playwright install` is NOT used: it downloads a browser build from outside
-# the package registries, which is not reachable here.
+# the package registries, which is not reachable here. Recommended packages are skipped (udev,
+# upower, printing...); fonts-liberation, one of them, is asked for by name so pages render text.
 
-CHROMIUM=/usr/bin/chromium
+CHROMIUM=${TINCT_CHROMIUM:-/usr/bin/chromium}   # TINCT_CHROMIUM: the same override as the test
 
 if [ -x "$CHROMIUM" ]; then
     echo "install-browser: $CHROMIUM is already installed"

@@ -98,3 +98,10 @@ def test_bad_shapes_raise():
         color.rgb_to_lab(torch.rand(2, 4, 4))
     with pytest.raises(TypeError):
         color.rgb_to_lab(np.zeros((3, 2, 2)))
+
+
+def test_lab_to_rgb_in_gamut_equals_fit_then_convert():
+    torch.manual_seed(0)
+    lab = torch.cat([torch.rand(1, 1, 9, 11) * 100, torch.randn(1, 2, 9, 11) * 60], dim=1)
+    expected = color.lab_to_rgb(color.fit_to_gamut(lab))
+    assert torch.allclose(color.lab_to_rgb_in_gamut(lab), expected, atol=1e-5)

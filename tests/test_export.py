@@ -31,6 +31,14 @@ AB_ATOL = 0.05      # Lab units, after decoding (ab spans about -110..110)
 RGB_ATOL = 2e-3     # final sRGB image in [0, 1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _flush_denormals():
+    """Random-weight networks produce denormal floats, which are ~10x slower on a CPU."""
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)  # PyTorch's default
+
+
 def _L(batch: int, h: int, w: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     photo = torch.from_numpy(make_photo(h, w, seed)).float().mean(-1) / 255 * 100
@@ -73,7 +81,8 @@ def test_export_matches_pytorch_at_two_sizes_with_dynamic_batch(tiny, tiny_onnx)
     assert meta["tinct.arch"] == "hypercolumns" and meta["tinct.outputs"] == '["logits"]'
     session = tiny_onnx.session
     assert _rel_err(session, tiny, _L(1, 256, 320, 1)) < LOGIT_RTOL
-    assert _rel_err(session, tiny, _L(2, 384, 288, 2)) < LOGIT_RTOL
+    assert _rel_err(session, tiny, _L(1, 384, 288, 2)) < LOGIT_RTOL
+    assert _rel_err(session, tiny, _L(3, 64, 96, 3)) < LOGIT_RTOL  # dynamic batch
 
 
 def test_onnx_model_delegates_and_predicts_odd_sizes_through_padding(tiny, tiny_onnx):

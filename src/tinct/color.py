@@ -32,6 +32,7 @@ __all__ = [
     "l_to_unit",
     "lightness",
     "fit_to_gamut",
+    "lab_to_rgb_in_gamut",
 ]
 
 _YUV_FROM_RGB = torch.tensor(
@@ -139,23 +140,9 @@ def _l_from_y(y: torch.Tensor) -> torch.Tensor:
     return 116.0 * f - 16.0
 
 
-def fit_to_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
-    """Bring Lab colors (*,3,H,W) into the sRGB gamut by scaling chroma, keeping L and hue.
-
-    Clipping RGB (the usual way) changes the lightness of saturated colors; here each
-    out-of-gamut pixel's (a, b) is shrunk towards gray by a factor found by bisection
-    (``iterations`` halvings, so within 0.4% of the largest in-gamut chroma). In-gamut pixels
-    are untouched. Returns a new Lab tensor.
-    """
-    _check(lab)
-    rgb = _kornia_lab_to_rgb(lab, clip=False)
-    tol = 1e-4
-    bad = ((rgb < -tol) | (rgb > 1 + tol)).any(dim=-3)  # (*,H,W)
-    if not bool(bad.any()):
-        return lab
-    moved = lab.movedim(-3, -1)                    # (*,H,W,3)
-    sel = moved[bad]                               # (N,3)
-    lo = torch.zeros(sel.shape[0], 1, dtype=lab.dtype, device=lab.device)
+def _shrink_chroma(sel: torch.Tensor, iterations: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Out-of-gamut Lab rows (N,3) -> (fitted Lab (N,3), their sRGB (N,3)) by bisection on chroma."""
+    lo = torch.zeros(sel.shape[0], 1, dtype=sel.dtype, device=sel.device)
     hi = torch.ones_like(lo)
     for _ in range(iterations):
         mid = (lo + hi) / 2
@@ -164,6 +151,39 @@ def fit_to_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
         ok = ((rgb_t >= -tol) & (rgb_t <= 1 + tol)).all(dim=1, keepdim=True)
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
-    out = moved.clone()
-    out[bad] = torch.cat([sel[:, :1], sel[:, 1:] * lo], dim=1)
-    return out.movedim(-1, -3)
+    fitted = torch.cat([sel[:, :1], sel[:, 1:] * lo], dim=1)
+    rgb = _kornia_lab_to_rgb(fitted.T.reshape(3, -1, 1), clip=False).reshape(3, -1).T
+    return fitted, rgb
+
+
+def _fit(lab: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _check(lab)
+    tol = 1e-4
+    rgb = _kornia_lab_to_rgb(lab, clip=False)
+    bad = ((rgb < -tol) | (rgb > 1 + tol)).any(dim=-3)  # (*,H,W)
+    if not bool(bad.any()):
+        return lab, rgb
+    lab_m, rgb_m = lab.movedim(-3, -1).clone(), rgb.movedim(-3, -1)  # (*,H,W,3) views
+    fitted, fixed = _shrink_chroma(lab_m[bad], iterations, tol)
+    lab_m[bad] = fitted
+    rgb_m[bad] = fixed
+    return lab_m.movedim(-1, -3), rgb
+
+
+def fit_to_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """Bring Lab colors (*,3,H,W) into the sRGB gamut by scaling chroma, keeping L and hue.
+
+    Clipping RGB (the usual way) changes the lightness of saturated colors; here each
+    out-of-gamut pixel's (a, b) is shrunk towards gray by a factor found by bisection
+    (``iterations`` halvings, so within 0.4% of the largest in-gamut chroma). In-gamut pixels
+    are untouched. Returns a new Lab tensor.
+    """
+    return _fit(lab, iterations)[0]
+
+
+def lab_to_rgb_in_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """``lab_to_rgb(fit_to_gamut(lab))`` in one pass: (*,3,H,W) Lab -> sRGB in [0,1].
+
+    Converts every pixel once and redoes only the out-of-gamut ones.
+    """
+    return _fit(lab, iterations)[1].clamp_(0.0, 1.0)

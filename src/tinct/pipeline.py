@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import io as tio
-from .color import fit_to_gamut, lab_to_rgb, lightness
+from .color import lab_to_rgb_in_gamut, lightness
 from .models.base import ColorModel
 
 __all__ = ["Colorizer", "Result", "render_shape", "DEFAULT_RENDER_SIZE"]
@@ -116,8 +116,8 @@ class Colorizer:
         for top in range(0, H, rows):
             bottom = min(H, top + rows)
             ab = _resize_rows(ab_small, H, W, top, bottom)
-            lab = fit_to_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))
-            out[top:bottom] = lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+            rgb = lab_to_rgb_in_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))
+            out[top:bottom] = rgb[0].permute(1, 2, 0).numpy()
         return out
 
     def colorize_array(self, rgb: np.ndarray, **options: Any) -> np.ndarray:

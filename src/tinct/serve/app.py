@@ -434,7 +434,7 @@ class _Job:
 
 
 def _client_stem(filename: str | None) -> str:
-    """A safe file stem from a client's file name (only its last component, only [\\w.-])."""
+    """A safe file stem from a client's file name (its last component, only [\\w-])."""
     base = re.split(r"[\\/]", filename or "")[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
     stem = re.sub(r"[^\w-]+", "_", stem, flags=re.ASCII).strip("_.-")[:80]
@@ -464,8 +464,12 @@ def _encode(pil: Image.Image, fmt: str, source: tio.LoadedImage) -> bytes:
 
 
 def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
-             save_dir: Path | None) -> tuple[tio.LoadedImage, list[tuple[int | None, bytes]], list[str]]:
-    """Decode, colorize ``samples`` times and encode (runs in the worker thread)."""
+             save_dir: Path | None) -> tuple[tuple[int, int], list[tuple[int | None, bytes]], list[str]]:
+    """Decode, colorize ``samples`` times and encode (runs in the worker thread).
+
+    Returns ((height, width), [(seed, encoded file)], [saved names]); the decoded pixels stay
+    in here, so they are freed before the worker takes the next job.
+    """
     try:
         img = tio.read_image(job.image, max_pixels=limits.max_pixels)
     except tio.ImageError as exc:
@@ -501,7 +505,8 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
             tio.write_image(dest, result.rgb, result.alpha if job.fmt == "png" else None,
                             exif=img.exif, icc_profile=img.icc_profile)
             saved.append(dest.name)
-    return img, outputs, saved
+    h, w = img.rgb.shape[:2]
+    return (h, w), outputs, saved
 
 
 async def _read_upload(upload: UploadFile, cap: int, field: str, what: str) -> bytes:
@@ -631,18 +636,17 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
         queued = time.perf_counter()
         started = 0.0
 
-        def work() -> tuple[tio.LoadedImage, list[tuple[int | None, bytes]], list[str]]:
+        def work() -> tuple[tuple[int, int], list[tuple[int | None, bytes]], list[str]]:
             nonlocal started
             started = time.perf_counter()
             return _run_job(p, request.app.state.render_size, lim, job, request.app.state.save_dir)
 
         try:
-            img, outputs, saved = await request.app.state.queue.run(work)
+            (h, w), outputs, saved = await request.app.state.queue.run(work)
         except QueueFull as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": "2"}) from None
         finished = time.perf_counter()
         _, media_type, ext = _FORMATS[format]
-        h, w = img.rgb.shape[:2]
         if output == "image":
             return Response(outputs[0][1], media_type=media_type, headers={
                 "Content-Disposition": f'attachment; filename="{job.image_name}-color{ext}"',
