@@ -34,12 +34,12 @@ def main() -> None:
     if not all(d.is_dir() for d in fidelity_sets):
         sys.exit(f"zoo: the evaluation photos are absent ({DATA}/test); nothing measured")
 
-    from eccv16_reference import ECCV16Reference
-    from speed import median_ms
-
     from tinct import load_model
     from tinct.evaluate import evaluate
     from tinct.weights import shipped_weights
+
+    from eccv16_reference import ECCV16Reference
+    from speed import median_ms
 
     files = shipped_weights()
     names = args.model or sorted({p.stem for p in files.values()}, key=lambda n: (n != "default", n))

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import make_photo
 from PIL import Image
 
 from tinct import bins
@@ -21,6 +20,8 @@ from tinct.losses import kl_histogram
 from tinct.models import build_model
 from tinct.train import TrainConfig, train
 from tinct.weights import load_weights, save_weights
+
+from conftest import make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ("lab-marginal", "lab-joint", "hue-chroma")

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_photo
 from PIL import Image
 
 import tinct
 from tinct.color import lightness
 from tinct.pipeline import Colorizer, _resize_rows, render_shape
+
+from conftest import make_photo
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib.util
 import io
 import struct
 import tempfile
@@ -20,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_photo
 from PIL import Image, ImageFile
 
+from conftest import make_photo
+
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
-pytest.importorskip("multipart", reason="the serve extra (python-multipart) is not installed")
+if not any(importlib.util.find_spec(m) for m in ("python_multipart", "multipart")):
+    pytest.skip("the serve extra (python-multipart) is not installed", allow_module_level=True)
 
 with warnings.catch_warnings():  # newer Starlette warns about its httpx-based test client
     warnings.simplefilter("ignore")

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_photo
 from PIL import Image
+
+from conftest import make_photo
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")

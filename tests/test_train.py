@@ -16,9 +16,10 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import make_photo
 from tinct.data import CropDataset, EpochSampler, build_manifest
 from tinct.train import TrainConfig, lr_factor, make_optimizer
+
+from conftest import make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 

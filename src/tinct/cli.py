@@ -251,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list shipped models and architectures")
     m.set_defaults(func=cmd_models)
+
+    from .serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return p
 
 

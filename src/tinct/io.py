@@ -182,7 +182,8 @@ def read_image(
     """Decode ``source`` into a :class:`LoadedImage` (rgb ``(H, W, 3)`` float32 in [0, 1]).
 
     Args:
-        source: a path; the encoded bytes of a file; a PIL image (any mode, possibly not yet
+        source: a path; the encoded bytes of a file; an already decoded LoadedImage
+            (returned as is); a PIL image (any mode, possibly not yet
             loaded); or a numpy array shaped ``(H, W)``, ``(H, W, 1)``, ``(H, W, 2)``
             (grey + alpha), ``(H, W, 3)`` or ``(H, W, 4)`` of dtype uint8 (0..255), uint16
             (0..65535), bool, or float (taken as [0, 1]; clipped, NaN -> 0).
@@ -196,6 +197,8 @@ def read_image(
         TypeError, ValueError: ``source`` is of the wrong type, or an array of an unsupported
             shape/dtype (programming errors, not file problems).
     """
+    if isinstance(source, LoadedImage):
+        return source  # already decoded
     if isinstance(source, np.ndarray):
         return _read_array(source)
     if isinstance(source, Image.Image):

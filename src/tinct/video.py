@@ -15,8 +15,10 @@ from one frame to the next: flicker. ``TemporalSmoother`` keeps an exponential m
   rising to 1 where it changed by ``motion`` L units or more: static regions are smoothed
   strongly, moving edges follow the current frame instead of leaving a colored trail (no
   motion compensation is needed for that);
-* at a scene cut the average is reset: a cut is a mean absolute difference of a small
-  (64-pixel) thumbnail of L between consecutive frames above ``cut_threshold`` L units.
+* at a scene cut the average is reset. The cut score is the mean absolute difference of a
+  small (64-pixel) thumbnail of L between consecutive frames, in L units: a frame is a cut
+  when its score is above ``cut_threshold`` (15), or above 4 and 3 times the scene's recent
+  mean score (a jump in a slow scene; fast motion raises the bar by itself).
 
 The output keeps the input's size (rounded up to even for 4:2:0 chroma), frame timing
 (presentation timestamps are copied, so variable frame rates survive), display rotation and
@@ -65,7 +67,8 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".mkv", ".avi", ".
 SMOOTHING: tuple[str, ...] = ("none", "ema")
 DEFAULT_ALPHA = 0.25          # weight of the new frame in static regions
 DEFAULT_MOTION = 6.0          # blurred |dL| (L units) at which a pixel is not smoothed at all
-DEFAULT_CUT_THRESHOLD = 10.0  # mean |dL| of the 64-px thumbnail that counts as a scene cut
+DEFAULT_CUT_THRESHOLD = 15.0  # mean |dL| of the 64-px thumbnail that is always a scene cut
+_CUT_RATIO, _CUT_MIN = 3.0, 4.0  # ...and so is a jump 3x the recent mean |dL|, if above 4
 _THUMB = 64
 
 # Output container (PyAV format name) and codecs per extension.
@@ -100,7 +103,8 @@ class TemporalSmoother:
         motion: blurred absolute L change (L units, 0..100) at which a pixel takes the new
             frame's ab unsmoothed; None for a plain (global) EMA.
         cut_threshold: mean absolute L difference of 64-pixel thumbnails above which a frame
-            starts a new scene (the average restarts from it); None never cuts.
+            starts a new scene (the average restarts from it); a smaller jump also counts when
+            it is above 4 and 3x the recent mean. None never cuts.
         enabled: False passes ab through untouched (cuts are still detected and reported).
     """
 
@@ -121,6 +125,7 @@ class TemporalSmoother:
         self._ab: torch.Tensor | None = None
         self._L: torch.Tensor | None = None
         self._thumb: torch.Tensor | None = None
+        self._recent: float | None = None  # running mean cut score since the last cut
         self.last_score = 0.0
 
     def is_cut(self, L: torch.Tensor) -> bool:
@@ -132,8 +137,12 @@ class TemporalSmoother:
         if prev is None or prev.shape != thumb.shape:
             self.last_score = 0.0
             return prev is not None
-        self.last_score = float((thumb - prev).abs().mean())
-        return self.cut_threshold is not None and self.last_score > self.cut_threshold
+        score = self.last_score = float((thumb - prev).abs().mean())
+        recent = self._recent
+        cut = self.cut_threshold is not None and (
+            score > self.cut_threshold or (recent is not None and score > max(_CUT_MIN, _CUT_RATIO * recent)))
+        self._recent = None if cut else score if recent is None else 0.7 * recent + 0.3 * score
+        return cut
 
     def weight(self, L: torch.Tensor, L_prev: torch.Tensor) -> torch.Tensor | float:
         """Per-pixel weight (1,1,h,w) of the new frame: ``alpha`` where L is still, 1 where it moved."""
