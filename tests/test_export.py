@@ -32,14 +32,6 @@ AB_ATOL = 0.05      # Lab units, after decoding (ab spans about -110..110)
 RGB_ATOL = 2e-3     # final sRGB image in [0, 1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _flush_denormals():
-    """Random-weight networks produce denormal floats, which are ~10x slower on a CPU."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)  # PyTorch's default
-
-
 def _L(batch: int, h: int, w: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     photo = torch.from_numpy(make_photo(h, w, seed)).float().mean(-1) / 255 * 100

@@ -27,14 +27,6 @@ from tinct.video import (  # noqa: E402
 from tinct.weights import load_weights  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _flush_denormals():
-    """The random-weight test model produces denormal floats, which are ~10x slower on a CPU."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)  # PyTorch's default
-
-
 @pytest.fixture(scope="module")
 def colorizer(tiny_model_path) -> Colorizer:
     return Colorizer(load_weights(tiny_model_path), render_size=64)
@@ -129,7 +121,7 @@ def test_odd_sized_rotated_video_with_uncopyable_audio(colorizer, tmp_path, caps
 def test_smoother_steadies_static_colors_follows_motion_and_resets_at_cuts():
     g = torch.Generator().manual_seed(0)
     L = torch.full((1, 1, 24, 32), 50.0)
-    L[..., 8:16, 8:16] = 80.0
+    L[..., 8:14, 8:14] = 80.0
     sm = TemporalSmoother(alpha=0.25)
     raw = [torch.full((1, 2, 24, 32), 20.0) + 15 * torch.randn(1, 2, 24, 32, generator=g) for _ in range(12)]
     out = [sm(L, ab)[0] for ab in raw]
@@ -137,12 +129,12 @@ def test_smoother_steadies_static_colors_follows_motion_and_resets_at_cuts():
     assert flicker(out) < 0.4 * flicker(raw)
     # Where L moved, the new frame's ab is taken (no color trail); where it did not, it is smoothed.
     L2 = L.clone()
-    L2[..., 8:16, 8:16] = 50.0
-    L2[..., 8:16, 20:28] = 80.0
+    L2[..., 8:14, 8:14] = 50.0
+    L2[..., 8:14, 20:26] = 80.0
     ab = torch.full((1, 2, 24, 32), -40.0)
     moved, cut = sm(L2, ab)
     assert not cut
-    assert torch.allclose(moved[..., 10:14, 22:26], ab[..., 10:14, 22:26])
+    assert torch.allclose(moved[..., 10:12, 22:24], ab[..., 10:12, 22:24])
     assert (moved[..., 0:3, 0:3] - ab[..., 0:3, 0:3]).abs().min() > 10
     # A different scene resets the average: the cut frame is the model's own prediction.
     new_scene = torch.rand(1, 1, 24, 32, generator=g) * 100
@@ -157,17 +149,16 @@ def test_smoother_steadies_static_colors_follows_motion_and_resets_at_cuts():
 def test_frames_api_smooths_and_detects_the_cut(colorizer):
     frames = gray_frames(12, 48, 64, cut_at=6)
     ema = list(colorize_frames(colorizer, frames, smoothing="ema", batch_size=5))
-    none = list(colorize_frames(colorizer, frames, smoothing="none", batch_size=5))
     assert [r.cut for r in ema] == [i == 6 for i in range(12)]
     assert ema[0].rgb.shape == (48, 64, 3) and ema[0].rgb.dtype == np.uint8
-    for a, b in zip(ema, none):
-        assert torch.allclose(a.raw_ab, b.raw_ab, atol=1e-4)  # smoothing never changes the network's output
+    assert ema[0].ab.shape == ema[0].raw_ab.shape == (1, 2, 48, 64)
     assert torch.equal(ema[6].ab, ema[6].raw_ab)  # reset at the cut
 
-    def change(rs):
-        return float(np.mean([(b.ab - a.ab).abs().mean() for a, b in zip(rs, rs[1:]) if not b.cut]))
+    def change(key):  # mean frame-to-frame |ab change| within scenes
+        return float(np.mean([(getattr(b, key) - getattr(a, key)).abs().mean()
+                              for a, b in zip(ema, ema[1:]) if not b.cut]))
 
-    assert change(ema) < change(none)
+    assert change("ab") < change("raw_ab")  # raw_ab is what smoothing="none" shows
 
 
 def test_paths_and_bad_inputs(colorizer, tmp_path):

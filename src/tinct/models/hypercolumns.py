@@ -12,6 +12,13 @@ bilinearly upsampled and concatenated -> 1x1 convolutions ("squeezing" the hyper
 The hypercolumn is produced at ``out_stride`` (4 by default) and the decoded ab map is
 upsampled bilinearly by the pipeline; ``global_context`` adds the image-level average of the
 deepest level to every hypercolumn.
+
+Head: projection of the hypercolumn (a 1x1 conv over it, ``HypercolumnProjection``) -> BN ->
+ReLU -> ``head_kernel`` x ``head_kernel`` conv -> BN -> ReLU -> 1x1 conv to the outputs.
+``head_kernel=3`` (the default, and the shipped model's) lets the head look at a 3x3
+neighbourhood of hypercolumns; ``head_kernel=1`` makes the whole head per-pixel 1x1
+convolutions, seed 000's "1x1 convolutions squeeze the hypercolumn" literally. Both have the
+same parameter names, so any saved model loads into the kernel size it was trained with.
 """
 
 from __future__ import annotations
@@ -38,14 +45,17 @@ class HyperColumns(ColorModel):
                  pretrained: bool = True, freeze_backbone: bool = True, head: str = "histogram",
                  hidden: int = 128, out_stride: int = 4, global_context: bool = True,
                  grid_step: float = 10.0, soft_neighbours: int = 5, soft_sigma: float = 5.0,
-                 rebalance: float = 0.0, temperature: float = 0.38, prior_momentum: float = 0.99):
+                 rebalance: float = 0.0, temperature: float = 0.38, prior_momentum: float = 0.99,
+                 head_kernel: int = 3):
         super().__init__(backbone=backbone, backbone_weights=backbone_weights, pretrained=pretrained,
                          freeze_backbone=freeze_backbone, head=head, hidden=hidden, out_stride=out_stride,
                          global_context=global_context, grid_step=grid_step, soft_neighbours=soft_neighbours,
                          soft_sigma=soft_sigma, rebalance=rebalance, temperature=temperature,
-                         prior_momentum=prior_momentum)
+                         prior_momentum=prior_momentum, head_kernel=head_kernel)
         if head not in ("regression", "histogram"):
             raise ValueError("head must be 'regression' or 'histogram'")
+        if head_kernel not in (1, 3):
+            raise ValueError(f"head_kernel must be 1 or 3; got {head_kernel!r}")
         self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights)
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
@@ -66,7 +76,8 @@ class HyperColumns(ColorModel):
             self.default_decode = "identity"
         self.squeeze = nn.Sequential(
             nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, head_kernel, padding=head_kernel // 2, bias=False),
+            nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
             nn.Conv2d(hidden, out, 1),
         )
 
