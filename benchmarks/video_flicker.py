@@ -2,8 +2,9 @@
 
 Two generated clips (no data files: scikit-image's sample photos, converted to gray):
 
-* **pan**: a 320x240 window sliding 2 px per frame across ``astronaut()``, with a little
-  per-frame grain (Gaussian, sigma 2 gray levels), the typical source of flicker;
+* **still**: a fixed 320x240 window of ``astronaut()`` with per-frame grain (Gaussian, sigma
+  2 gray levels) and exposure flicker (brightness x N(1, 0.03)), as in old film;
+* **pan**: the window sliding 2 px per frame across ``astronaut()``, with the same grain;
 * **cut**: the same pan for half the frames, then a pan over ``coffee()``: one hard cut.
 
 The model colorizes every frame once (render size = frame size, so ab maps sit on the frame's
@@ -18,10 +19,12 @@ Printed, in Lab units (ab spans about -110..110), averaged over pixels and frame
 * ``flicker``: mean |ab_t - ab_(t-1)| (frame to frame);
 * ``flicker-mc``: the same after undoing the known pan (ab_t[x] vs ab_(t-1)[x + 2]): the change
   that is not explained by motion, i.e. the flicker one sees;
-* ``lag``: mean |smoothed - per-frame prediction|, the price of smoothing (trails/ghosts);
+* ``lag``: mean |smoothed - per-frame prediction|: how far smoothing moves the colors (in a
+  still scene that is the flicker removed; in motion it includes trails);
 * for the cut clip: the ab change across the cut (it should stay close to ``none``'s: a reset)
-  and the carry-over of the first scene into the next 4 frames,
-  mean |smoothed - none| / mean |none - last frame of scene 1| (0 = no carry-over).
+  and the carry-over of the first scene into the next 4 frames: mean |smoothed - the same
+  smoother started at the cut| / mean |prediction - last frame of scene 1| (0 = none). The
+  row ``ema, no cuts`` (cut detection off) shows what a missed cut would do.
 
 Usage: ``python benchmarks/video_flicker.py [--model NAME_OR_PATH] [--frames 48] [--out DIR]``.
 The default model is the shipped ``default`` when present, else a freshly built
@@ -52,10 +55,12 @@ def _gray(img: np.ndarray) -> np.ndarray:
     return img[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def pan_frames(photo: np.ndarray, n: int, seed: int, grain: float, start: int = 0) -> list[np.ndarray]:
-    """n gray RGB uint8 frames (H,W,3): a W x H window moving STEP px right per frame, plus grain."""
+def pan_frames(photo: np.ndarray, n: int, seed: int, grain: float, start: int = 0, step: int = STEP,
+               exposure: float = 0.0) -> list[np.ndarray]:
+    """n gray RGB uint8 frames (H,W,3): a W x H window moving ``step`` px right per frame, plus
+    grain (sigma in gray levels) and exposure flicker (relative sigma of a per-frame gain)."""
     g = _gray(photo)
-    need = W + STEP * (start + n)
+    need = W + step * (start + n)
     if g.shape[1] < need or g.shape[0] < H:
         scale = max(need / g.shape[1], H / g.shape[0])
         t = torch.from_numpy(g)[None, None]
@@ -65,7 +70,8 @@ def pan_frames(photo: np.ndarray, n: int, seed: int, grain: float, start: int = 
     rng = np.random.default_rng(seed)
     out = []
     for i in range(start, start + n):
-        f = g[top:top + H, STEP * i:STEP * i + W] + rng.normal(0, grain, (H, W))
+        gain = 1.0 + (rng.normal(0, exposure) if exposure else 0.0)
+        f = g[top:top + H, step * i:step * i + W] * gain + rng.normal(0, grain, (H, W))
         f = np.clip(f + 0.5, 0, 255).astype(np.uint8)
         out.append(np.repeat(f[..., None], 3, axis=2))
     return out
@@ -94,12 +100,9 @@ def predict(colorizer: Colorizer, frames: list[np.ndarray]) -> tuple[list[torch.
 
 
 def smooth(Ls: list[torch.Tensor], abs_: list[torch.Tensor], variant: str) -> tuple[list[torch.Tensor], list[int]]:
-    if variant == "none":
-        sm = TemporalSmoother(enabled=False)
-    elif variant == "ema-global":
-        sm = TemporalSmoother(motion=None)
-    else:
-        sm = TemporalSmoother()
+    """Apply a smoother variant to per-frame predictions -> (smoothed ab maps, cut indices)."""
+    sm = {"none": lambda: TemporalSmoother(enabled=False), "ema-global": lambda: TemporalSmoother(motion=None),
+          "ema": TemporalSmoother, "ema, no cuts": lambda: TemporalSmoother(cut_threshold=None)}[variant]()
     out, cuts = [], []
     for i, (L, ab) in enumerate(zip(Ls, abs_)):
         s, cut = sm(L, ab)
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="shipped name or .safetensors (default: see module doc)")
     p.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
     p.add_argument("--grain", type=float, default=2.0, help="per-frame grain sigma in gray levels (default 2)")
+    p.add_argument("--exposure", type=float, default=0.03, help="exposure flicker of the still clip (default 0.03)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write the clips and colorizations as MP4")
     args = p.parse_args(argv)
 
@@ -137,41 +141,43 @@ def main(argv: list[str] | None = None) -> int:
     n = args.frames
     half = n // 2
     astronaut, coffee = data.astronaut(), data.coffee()
-    pan = pan_frames(astronaut, n, seed=1, grain=args.grain)
-    cut = pan_frames(astronaut, half, seed=2, grain=args.grain) + pan_frames(coffee, n - half, seed=3,
-                                                                           grain=args.grain)
+    clips = {
+        "still": pan_frames(astronaut, n, seed=0, grain=args.grain, step=0, exposure=args.exposure),
+        "pan": pan_frames(astronaut, n, seed=1, grain=args.grain),
+        "cut": pan_frames(astronaut, half, seed=2, grain=args.grain)
+        + pan_frames(coffee, n - half, seed=3, grain=args.grain),
+    }
     print(f"model: {desc}; frames {W}x{H}, render size {W}, {n} frames per clip, pan {STEP} px/frame, "
-          f"grain sigma {args.grain}; torch threads {torch.get_num_threads()}")
-
+          f"grain sigma {args.grain}, exposure flicker {args.exposure}; torch threads {torch.get_num_threads()}")
     variants = ("none", "ema-global", "ema")
-    Ls, raw, spf = predict(colorizer, pan)
-    print(f"\npan clip ({spf * 1000:.0f} ms/frame to colorize at {W}x{H}):")
-    print(f"  {'smoothing':<11} {'flicker':>8} {'flicker-mc':>11} {'lag':>6} {'cuts':>6}")
-    for v in variants:
-        seq, cuts = smooth(Ls, raw, v)
-        print(f"  {v:<11} {flicker(seq, set()):8.2f} {flicker(seq, set(), STEP):11.2f} {lag(seq, raw):6.2f} "
-              f"{len(cuts):6d}")
+    head = f"  {'smoothing':<13} {'flicker':>8} {'flicker-mc':>11} {'lag':>6} {'cuts at':>8}"
+    for name in ("still", "pan"):
+        Ls, raw, spf = predict(colorizer, clips[name])
+        shift = 0 if name == "still" else STEP
+        print(f"\n{name} clip ({spf * 1000:.0f} ms/frame to colorize):\n{head}")
+        for v in variants:
+            seq, cuts = smooth(Ls, raw, v)
+            print(f"  {v:<13} {flicker(seq, set()):8.2f} {flicker(seq, set(), shift):11.2f} {lag(seq, raw):6.2f} "
+                  f"{','.join(map(str, cuts)) or '-':>8}")
 
-    Ls2, raw2, _ = predict(colorizer, cut)
-    print(f"\ncut clip (astronaut -> coffee at frame {half}):")
-    print(f"  {'smoothing':<11} {'flicker':>8} {'flicker-mc':>11} {'lag':>6} {'cuts at':>8} {'change@cut':>11} "
-          f"{'carry-over':>11}")
-    base_change = float((raw2[half] - raw2[half - 1]).abs().mean())
-    old = raw2[half - 1]
+    Ls, raw, _ = predict(colorizer, clips["cut"])
+    print(f"\ncut clip (astronaut -> coffee at frame {half}):\n{head} {'change@cut':>11} {'carry-over':>11}")
+    base_change = float((raw[half] - raw[half - 1]).abs().mean())
     changes = {}
-    for v in variants:
-        seq, cuts = smooth(Ls2, raw2, v)
+    for v in (*variants, "ema, no cuts"):
+        seq, cuts = smooth(Ls, raw, v)
+        fresh, _ = smooth(Ls[half:], raw[half:], v)  # the same smoother started at the cut
         change = changes[v] = float((seq[half] - seq[half - 1]).abs().mean())
-        after = range(half, min(n, half + 4))
-        carry = np.mean([float((seq[t] - raw2[t]).abs().mean()) / max(1e-6, float((raw2[t] - old).abs().mean()))
-                         for t in after])
-        print(f"  {v:<11} {flicker(seq, {half}):8.2f} {flicker(seq, {half}, STEP):11.2f} {lag(seq, raw2):6.2f} "
+        carry = np.mean([float((seq[half + k] - fresh[k]).abs().mean())
+                         / max(1e-6, float((raw[half + k] - raw[half - 1]).abs().mean()))
+                         for k in range(min(4, n - half))])
+        print(f"  {v:<13} {flicker(seq, {half}):8.2f} {flicker(seq, {half}, STEP):11.2f} {lag(seq, raw):6.2f} "
               f"{','.join(map(str, cuts)) or '-':>8} {change:11.2f} {carry:11.3f}")
     print(f"  cut respected by ema: ab change across the cut {changes['ema']:.2f} vs {base_change:.2f} unsmoothed "
           f"({100 * changes['ema'] / max(base_change, 1e-6):.0f}%)")
 
     if args.out:
-        _write_clips(Path(args.out), colorizer, {"pan": pan, "cut": cut})
+        _write_clips(Path(args.out), colorizer, clips)
     return 0
 
 

@@ -111,8 +111,10 @@ def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: 
     if name == "constant":
         return f
     if name == "step":
-        every = int(spec["every"]) * (steps_per_epoch if spec.get("unit") == "epochs" else 1)
-        return f * float(spec.get("gamma", 0.5)) ** (step // max(every, 1))
+        every = round(float(spec["every"]) * (steps_per_epoch if spec.get("unit") == "epochs" else 1))
+        if every < 1:
+            raise ValueError(f"schedule.every={spec['every']} {spec.get('unit', 'steps')} is less than one step")
+        return f * float(spec.get("gamma", 0.5)) ** (step // every)
     if name == "cosine":
         t = min(step / max(max_steps, 1), 1.0)
         floor = float(spec.get("min_factor", 0.0))

@@ -129,13 +129,20 @@ class TemporalSmoother:
         self.last_score = 0.0
 
     def is_cut(self, L: torch.Tensor) -> bool:
-        """Does L (1,1,h,w) start a new scene? Updates the stored thumbnail."""
+        """Does L (1,1,h,w) start a new scene? Updates the stored thumbnail.
+
+        Thumbnails are compared after removing their mean, so that a global brightness change
+        (exposure flicker of old film, a light switched on) is not a cut; a cut to or from a
+        (nearly) uniform frame such as black still is one, through its spatial structure.
+        """
         h, w = L.shape[-2:]
         th, tw = render_shape(h, w, min(_THUMB, max(h, w)))
         thumb = F.interpolate(L, size=(th, tw), mode="bilinear", antialias=True, align_corners=False)
+        thumb = thumb - thumb.mean()
         prev, self._thumb = self._thumb, thumb
         if prev is None or prev.shape != thumb.shape:
             self.last_score = 0.0
+            self._recent = None
             return prev is not None
         score = self.last_score = float((thumb - prev).abs().mean())
         recent = self._recent
@@ -148,8 +155,10 @@ class TemporalSmoother:
         """Per-pixel weight (1,1,h,w) of the new frame: ``alpha`` where L is still, 1 where it moved."""
         if self.motion is None:
             return self.alpha
-        # Blur the signed difference: grain and noise cancel, coherent motion edges remain.
-        d = F.avg_pool2d(L - L_prev, 5, stride=1, padding=2, count_include_pad=False).abs()
+        # Blur the signed difference: grain and noise cancel, coherent motion edges remain; a
+        # global brightness change (exposure flicker) is not motion.
+        d = L - L_prev
+        d = F.avg_pool2d(d - d.mean(), 5, stride=1, padding=2, count_include_pad=False).abs()
         return self.alpha + (1.0 - self.alpha) * (d / self.motion).clamp(0.0, 1.0)
 
     def __call__(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -221,32 +230,39 @@ def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], smoothin
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     smoother = TemporalSmoother(alpha, motion, cut_threshold, enabled=smoothing == "ema")
-    model = colorizer.model
     opts = {**colorizer.decode_options, **options}
     it = iter(frames)
-    with torch.inference_mode():
-        while True:
-            batch = [_as_float_rgb(f) for _, f in zip(range(batch_size), it)]
-            if not batch:
-                return
-            L_full = [_lightness_of(rgb) for rgb in batch]
-            L_small = [_render_L(colorizer, L) for L in L_full]
-            abs_: list[torch.Tensor] = []
-            # Frames of one size go through the network together.
-            start = 0
-            while start < len(L_small):
-                end = start + 1
-                while end < len(L_small) and L_small[end].shape == L_small[start].shape:
-                    end += 1
-                x = torch.cat(L_small[start:end]).to(colorizer.device)
-                ab = model.predict_ab(x, colorizer.method, **opts).float().cpu()
-                abs_ += list(ab.split(1))
-                start = end
-            for L, Ls, ab in zip(L_full, L_small, abs_):
-                smooth, cut = smoother(Ls, ab)
-                rgb = colorizer.compose(L, smooth)
-                yield FrameResult(rgb=(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), ab=smooth, raw_ab=ab,
-                                  cut=cut, cut_score=smoother.last_score)
+    while True:
+        batch = [_as_float_rgb(f) for _, f in zip(range(batch_size), it)]
+        if not batch:
+            return
+        # Grad mode is set around the work only, never across a ``yield`` (the caller's code).
+        with torch.no_grad():
+            results = _colorize_batch(colorizer, smoother, batch, opts)
+        yield from results
+
+
+def _colorize_batch(colorizer: Colorizer, smoother: TemporalSmoother, batch: list[np.ndarray],
+                    opts: dict[str, Any]) -> list[FrameResult]:
+    """Consecutive RGB frames (H,W,3) float -> FrameResults; frames of one size share network calls."""
+    L_full = [_lightness_of(rgb) for rgb in batch]
+    L_small = [_render_L(colorizer, L) for L in L_full]
+    abs_: list[torch.Tensor] = []
+    start = 0
+    while start < len(L_small):
+        end = start + 1
+        while end < len(L_small) and L_small[end].shape == L_small[start].shape:
+            end += 1
+        x = torch.cat(L_small[start:end]).to(colorizer.device)
+        abs_ += list(colorizer.model.predict_ab(x, colorizer.method, **opts).float().cpu().split(1))
+        start = end
+    results = []
+    for L, Ls, ab in zip(L_full, L_small, abs_):
+        smooth, cut = smoother(Ls, ab)
+        rgb = colorizer.compose(L, smooth)
+        results.append(FrameResult(rgb=(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), ab=smooth, raw_ab=ab,
+                                   cut=cut, cut_score=smoother.last_score))
+    return results
 
 
 # ----------------------------------------------------------------------------- files
@@ -327,7 +343,7 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
         progress: show a tqdm bar (frames/s) on stderr.
         batch_size: frames per network call.
         crf, preset: libx264 quality (lower crf = better) and speed.
-        max_frames: stop after this many frames (audio is cut to match).
+        max_frames: stop after this many frames (the audio read so far is kept: it ends near the video).
         options: extra decode options (e.g. ``temperature``).
 
     Raises ``ImageError`` for an unreadable input (missing, not a video, no video stream, no
@@ -387,7 +403,7 @@ def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer,
         vout.pix_fmt = "yuv420p"
         # Timestamps are copied in the input's time base (variable frame rates survive), except
         # in AVI, which stores a constant rate: there one tick is one frame.
-        tb = Fraction(rate.denominator, rate.numerator) if out_format == "avi" else Fraction(vin.time_base)
+        tb = Fraction(vin.time_base) if vin.time_base and out_format != "avi" else 1 / rate
         vout.time_base = tb
         vout.codec_context.time_base = tb
         cc = vout.codec_context
@@ -401,23 +417,20 @@ def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer,
             if plan == "copy":
                 aout = out.add_stream_from_template(ain)
             else:
-                aout = out.add_stream(plan, rate=ain.rate or 48000)
+                # Opus encodes 48 kHz (8/12/16/24 too); PyAV resamples the decoded audio to the encoder's rate.
+                aout = out.add_stream(plan, rate=48000 if plan == "opus" or not ain.rate else ain.rate)
                 try:
                     aout.layout = ain.layout.name
                 except (ValueError, AttributeError, av.FFmpegError):
                     aout.layout = "stereo"
             audio_mode = plan
 
-        state: dict[str, Any] = {"ready": False, "pending": [], "last_pts": None, "size": None,
-                                 "audio_end": None, "count": 0}
+        state: dict[str, Any] = {"ready": False, "pending": [], "last_pts": None, "size": None, "count": 0}
         stamps: collections.deque[tuple[int | None, Any]] = collections.deque()
         stop_after = max_frames if max_frames is not None else -1
 
         def mux_audio(packet: Any) -> None:
             if aout is None:
-                return
-            if state["audio_end"] is not None and packet.pts is not None and packet.time_base is not None \
-                    and packet.pts * packet.time_base >= state["audio_end"]:
                 return
             if audio_mode == "copy":
                 if packet.dts is None and packet.pts is None:
@@ -439,9 +452,7 @@ def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer,
                     continue
                 for frame in packet.decode():
                     if state["count"] == stop_after:
-                        if state["audio_end"] is None and frame.pts is not None and frame.time_base is not None:
-                            state["audio_end"] = frame.pts * frame.time_base
-                        return
+                        return  # audio demuxed so far is kept: it ends about where the video does
                     state["count"] += 1
                     if state["size"] is None:
                         state["size"] = (frame.width, frame.height)

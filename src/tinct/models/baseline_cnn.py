@@ -34,7 +34,8 @@ plane (``PALETTE_RINGS``: chroma 0, 10, 24, 42, 65, 95 with 1, 6, 8, 10, 10, 8 h
 spaced from hue 0), keeping the colours that exist in sRGB at some lightness -> K = 34. Rings
 are denser near gray because natural images are mostly low-chroma: on near-neutral pixels the
 nearest palette colour is 4.7 ab units away on average (a 10-unit square grid, 484 bins, gives
-about 4). The palette is a saved buffer, so a trained model always decodes with its own.
+about 3.8). Like Larsson's bin layouts, the palette is derived from code, not saved with the
+weights (which store floats in fp16); a changed palette size would fail to load loudly.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class BaselineCNN(ColorModel):
         self.stem = block(1, width)
         self.build_body()
         if head == "classes":
-            self.register_buffer("centers", ring_palette())          # (K, 2), saved with the weights
+            self.register_buffer("centers", ring_palette(), persistent=False)  # (K, 2), derived, not saved
             out = self.centers.shape[0]
             self.decode_methods = bins.JOINT_METHODS
             self.default_decode = "annealed"
@@ -123,6 +124,8 @@ class BaselineCNN(ColorModel):
             self.decode_methods = ("identity",)
             self.default_decode = "identity"
         self.out = nn.Conv2d(width, out, 1)
+        nn.init.zeros_(self.out.weight)  # start gray (ab = 0) or from a uniform palette distribution
+        nn.init.zeros_(self.out.bias)
 
     def build_body(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -41,8 +41,9 @@ sRGB value, ``color.gray_rgb_from_l(L)``; for R = G = B = g the seed's Y is g). 
 it with the predicted UV -> RGB (``color.yuv_to_rgb``, clamped) -> Lab (``color.rgb_to_lab``)
 and returns ab. The pipeline then pairs that ab with the original L. The seed's gray input is the
 luma Y of the color photo; tinct's input is CIE lightness L, whose gray has a slightly different
-luma than the color it came from, so a color's ab comes back within about 0.5-2 units for
-ordinary colors (exactly when the gray's luma equals the color's).
+luma than the color it came from: a color's ab comes back exactly when the gray's luma equals
+the color's, within about 2 units for ordinary colors, and up to 15-20 units off for fully
+saturated primaries (pure red, green, blue), whose rebuilt RGB leaves the gamut and is clipped.
 
 Backbones: ``"vgg16"`` (the seed's; ``backbone_weights`` = a torchvision-format VGG16 file,
 tinct never downloads it) or ``"efficientnet_lite0"`` standing in (bundled ImageNet weights),
@@ -99,6 +100,7 @@ class VggYuv(ColorModel):
     head_kind = "regression"
     decode_methods = ("identity",)
     default_decode = "identity"
+    pad_multiple = 8  # the deepest level used is at stride 4 (VGG) or 8 (Lite)
 
     def __init__(self, backbone: str = "vgg16", backbone_weights: str | None = None, pretrained: bool = True,
                  freeze_backbone: bool = True, hidden: int = 128, hidden2: int = 16, out_stride: int = 1):
@@ -124,6 +126,8 @@ class VggYuv(ColorModel):
         self.conv_b = nn.Sequential(nn.Conv2d(hidden, hidden2, 3, padding=1, bias=False), nn.BatchNorm2d(hidden2),
                                     nn.ReLU(inplace=True))
         self.to_uv = nn.Conv2d(hidden + hidden2, 2, 1)
+        nn.init.zeros_(self.to_uv.weight)  # start at U = V = 0.5 (gray is 128/255): no random colors
+        nn.init.zeros_(self.to_uv.bias)
 
     def train(self, mode: bool = True) -> VggYuv:
         super().train(mode)
