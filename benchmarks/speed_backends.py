@@ -10,7 +10,9 @@ Times are the median of ``--repeats`` runs after one warm-up, in milliseconds pe
 (batch 1). The ONNX file is exported into a temporary folder first (not timed). The last
 column is the largest |ab| difference between the backends (Lab units).
 
-Usage: ``python benchmarks/speed_backends.py [--model NAME_OR_PATH] [--sizes 256 384] [--repeats 7]``.
+Usage: ``python benchmarks/speed_backends.py [--model NAME_OR_PATH] [--sizes 256 384] [--repeats 7]
+[--threads N]``. On a machine that is busy with something else, compare ``--threads 1`` too:
+PyTorch's OpenMP threads slow down badly when a core they wait for is taken.
 Default model: the shipped ``default`` when present, else a freshly built ``hypercolumns``
 (same architecture and cost; random head).
 """
@@ -72,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="shipped name or .safetensors path")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 384], help="render sizes (default 256 384)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per cell (default 7)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both backends (default: PyTorch's default, one per core)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model, desc = load(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        onnx_model = load_backend(model, "onnx", cache_dir=tmp)
+        onnx_model = load_backend(model, "onnx", cache_dir=tmp, threads=args.threads)
         export_s = time.perf_counter() - t0
     intra = onnx_model.session.get_session_options().intra_op_num_threads
     print(f"model: {desc}")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tinct.cli import main
@@ -81,3 +82,35 @@ def test_models_lists_architectures(capsys):
 def test_console_script_help():
     r = subprocess.run([sys.executable, "-m", "tinct.cli", "colorize", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--render-size" in r.stdout
+
+
+def test_onnx_backend_from_the_cli(photo_dir, tmp_path, tiny_model_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    torch_out, onnx_out = tmp_path / "t", tmp_path / "o"
+    args = [str(photo_dir / "b.png"), "--model", str(tiny_model_path), "--render-size", "64", "-q"]
+    assert run("colorize", *args, "-o", str(torch_out)) == 0
+    assert run("colorize", *args, "-o", str(onnx_out), "--backend", "onnx") == 0
+    a = np.asarray(Image.open(torch_out / "b.png"), dtype=int)
+    b = np.asarray(Image.open(onnx_out / "b.png"), dtype=int)
+    assert np.abs(a - b).max() <= 2
+
+
+def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):
+    av = pytest.importorskip("av")
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(8):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    out_dir = tmp_path / "out"
+    code = run("colorize", str(clip), str(photo_dir / "a.jpg"), "-o", str(out_dir), "--model", str(tiny_model_path), "-q")
+    assert code == 0
+    assert (out_dir / "a.jpg").is_file()
+    with av.open(str(out_dir / "clip.mp4")) as result:
+        assert sum(1 for _ in result.decode(video=0)) == 8

@@ -78,18 +78,33 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from .export import load_backend
     from .io import SUPPORTED_EXTENSIONS, read_image
     from .pipeline import Colorizer
+    from .video import is_video_path
 
     if args.format and "." + args.format.lstrip(".").lower() not in SUPPORTED_EXTENSIONS:
         raise UserError(f"--format {args.format}: choose one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
-    plan = plan_outputs(expand_inputs(args.inputs), Path(args.output), args.format)
+    if args.backend == "onnx" and args.device == "cuda":
+        raise UserError("--backend onnx runs on the CPU; drop --device cuda")
+    videos = [Path(i) for i in args.inputs if is_video_path(i) and Path(i).is_file()]
+    images = [i for i in args.inputs if Path(i) not in videos]
+    if videos and (args.samples or args.confidence or args.style):
+        raise UserError("--samples, --confidence and --style apply to photos, not to videos")
+    plan = plan_outputs(expand_inputs(images), Path(args.output), args.format) if images else []
     options = {}
     if args.temperature is not None:
         options["temperature"] = args.temperature
     if args.seed is not None:
         options["seed"] = args.seed
-    colorizer = Colorizer(args.model, render_size=args.render_size, method=args.decode, device=args.device, **options)
+    model = load_backend(args.model, args.backend) if args.backend != "torch" else args.model
+    colorizer = Colorizer(model, render_size=args.render_size, method=args.decode, device=args.device, **options)
+    if videos:
+        failed = colorize_videos(colorizer, videos, args)
+        if not plan:
+            return EXIT_FAILED if failed else EXIT_OK
+    else:
+        failed = 0
     if args.samples and "sample" not in colorizer.model.decode_methods:
         raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
     if args.confidence:
@@ -98,7 +113,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         if probe is None:
             raise UserError(f"--confidence needs a histogram model; {args.model} predicts no distribution")
 
-    failures = 0
+    failures = failed
     skipped = 0
     jobs = []
     bar = tqdm(total=len(plan), desc="colorizing", unit="img", disable=args.quiet, dynamic_ncols=True)
@@ -134,11 +149,31 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     colorizer.colorize_files(jobs, done, confidence=args.confidence, samples=args.samples or 0,
                              max_pixels=args.max_pixels, **extra)
     bar.close()
-    ok = len(plan) - failures - skipped
+    ok = len(plan) - (failures - failed) - skipped
     if not args.quiet:
         extra = f", {skipped} skipped (exist)" if skipped else ""
         print(f"{ok} colorized into {args.output}{extra}, {failures} failed", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> int:
+    """Colorize each video file (temporal smoothing per --smoothing); returns how many failed."""
+    from .io import ImageError
+    from .video import colorize_video_cli, video_output_path
+
+    failed = 0
+    for src in videos:
+        dst = video_output_path(src, Path(args.output))
+        try:
+            if dst.exists() and not args.overwrite:
+                if args.skip_existing:
+                    continue
+                raise ValueError(f"{dst} exists; pass --overwrite or --skip-existing")
+            colorize_video_cli(colorizer, src, dst, args.smoothing, progress=not args.quiet)
+        except (ImageError, ValueError, OSError) as exc:
+            failed += 1
+            print(f"tinct: error: {src}: {exc}", file=sys.stderr)
+    return failed
 
 
 # ----------------------------------------------------------------------------- others
@@ -184,7 +219,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.data, args.model or ["default", "gray"], size=args.size, out_dir=Path(args.out),
                       limit=args.limit, progress=not args.quiet, decode=args.decode,
-                      render_size=args.render_size)
+                      render_size=args.render_size, backend=args.backend)
     print(report["markdown"])
     print(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK
@@ -199,9 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("colorize", help="colorize photos (files, folders, globs)",
-                       description="Colorize photos. Outputs keep size, EXIF, ICC and alpha; inputs are never overwritten.")
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
+    c = sub.add_parser("colorize", help="colorize photos (files, folders, globs) and videos",
+                       description="Colorize photos and videos. Outputs keep size, EXIF, ICC and alpha (videos: "
+                                   "frame rate and audio); inputs are never overwritten.")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (recursive), glob patterns, or video files (.mp4 .mov .mkv .avi .webm)")
     c.add_argument("-o", "--output", default="colorized", metavar="DIR", help="output folder (default: colorized)")
     c.add_argument("-m", "--model", default="default", help="shipped model name or .safetensors path (default: default)")
     c.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
@@ -219,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
+    c.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                   help="run the network with PyTorch or onnxruntime (exported once, cached)")
+    c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
+                   help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_colorize)
@@ -245,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--render-size", type=int, default=None, help="network size (default: --size)")
     e.add_argument("--decode", default=None, help="decode method for histogram models")
     e.add_argument("--limit", type=int, default=None, help="score an evenly spaced subset of N photos")
+    e.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="network runtime")
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
@@ -252,9 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list shipped models and architectures")
     m.set_defaults(func=cmd_models)
 
+    from .export import add_parser as add_export_parser
     from .serve import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+    add_export_parser(sub)
     return p
 
 

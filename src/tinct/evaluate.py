@@ -88,15 +88,17 @@ def _u8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
 class _Runner:
     """Wraps a model spec into ``run(truth_u8) -> colorized uint8``."""
 
-    def __init__(self, spec: str, render_size: int, decode: str | None):
+    def __init__(self, spec: str, render_size: int, decode: str | None, backend: str = "torch"):
         self.spec = spec
         name, _, method = spec.partition("@")
         self.kind = name if name in BASELINES else "model"
         self.colorizer = None
         if self.kind == "model":
+            from .export import load_backend
             from .pipeline import Colorizer
 
-            self.colorizer = Colorizer(name, render_size=render_size, method=method or decode)
+            model = load_backend(name, backend) if backend != "torch" else name
+            self.colorizer = Colorizer(model, render_size=render_size, method=method or decode)
             meta = getattr(self.colorizer.model, "metadata", {})
             self.description = f"{meta.get('arch', '?')} ({meta.get('name', name)}), decode={self.colorizer.method}"
         else:
@@ -131,12 +133,12 @@ def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
 
 def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
              limit: int | None = None, progress: bool = True, decode: str | None = None,
-             render_size: int | None = None, examples: int = 6) -> dict[str, Any]:
+             render_size: int | None = None, examples: int = 6, backend: str = "torch") -> dict[str, Any]:
     """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``."""
     from tqdm import tqdm
 
     items = load_eval_set(list(data), size, limit)
-    runners = [_Runner(m, render_size or size, decode) for m in models]
+    runners = [_Runner(m, render_size or size, decode, backend) for m in models]
     labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
     classifier = _classifier() if labelled else None
     results: dict[str, Any] = {}
@@ -165,7 +167,7 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
         for r, it in zip(grid_rows, items[:examples]):
             r.append(runner.run(it["truth"]) if runner.kind != "truth" else it["truth"])
     report = {
-        "protocol": {"size": size, "render_size": render_size or size, "images": len(items),
+        "protocol": {"size": size, "render_size": render_size or size, "images": len(items), "backend": backend,
                      "data": [str(d) for d in data], "imagenet_labelled": len(labelled),
                      "text": __doc__.split("Protocol (stated in every report):")[1].split("Built-in")[0].strip()},
         "models": results,

@@ -22,12 +22,15 @@ which needs only the ``onnx`` package; running needs ``onnxruntime``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -165,8 +168,7 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     trace_L = _example(1, 2 * m, 3 * m, seed=0).to(device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
     try:
         with torch.no_grad():
             pred = model(trace_L)
@@ -203,6 +205,10 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
                 raise RuntimeError(f"the exported ONNX graph differs from PyTorch at {tuple(check_L.shape)}: "
                                    + ", ".join(f"{k} relative error {e:.2g}" for k, e in bad.items()))
             log.info("exported %s to %s; max relative error %s", model.arch, path, errors)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):  # keep the permissions of a file we replace
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     finally:
         model.train(was_training)

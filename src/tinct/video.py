@@ -15,6 +15,8 @@ from one frame to the next: flicker. ``TemporalSmoother`` keeps an exponential m
   rising to 1 where it changed by ``motion`` L units or more: static regions are smoothed
   strongly, moving edges follow the current frame instead of leaving a colored trail (no
   motion compensation is needed for that);
+* a global brightness change (exposure flicker of old film) counts neither as motion nor as
+  a cut: both measures remove the frame's mean change first;
 * at a scene cut the average is reset. The cut score is the mean absolute difference of a
   small (64-pixel) thumbnail of L between consecutive frames, in L units: a frame is a cut
   when its score is above ``cut_threshold`` (15), or above 4 and 3 times the scene's recent
@@ -30,10 +32,11 @@ container accepts the codec, else re-encoded to AAC (Opus in ``.webm``). Writes 
 from __future__ import annotations
 
 import collections
-import logging
+import contextlib
 import os
+import secrets
+import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,8 +63,6 @@ __all__ = [
     "is_video_path",
     "video_output_path",
 ]
-
-log = logging.getLogger("tinct.video")
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 SMOOTHING: tuple[str, ...] = ("none", "ema")
@@ -319,6 +320,28 @@ def _audio_plan(out_format: str, in_audio: Any, supported: set[str]) -> str:
     return "opus" if out_format == "webm" else "aac"
 
 
+def _temp_next_to(dest: Path) -> Path:
+    """A new empty file beside ``dest`` (same extension, so the muxer is found), mode 0o666 minus umask."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = dest.parent / f".{dest.stem[:200]}.{secrets.token_hex(4)}.partial{dest.suffix}"
+        try:
+            open(tmp, "xb").close()  # O_EXCL: never clobbers
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {dest}")
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """fsync ``tmp`` and rename it over ``dest``, keeping the permissions of a file it replaces."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
+    os.replace(tmp, dest)
+
+
 def _rgb_frame(rgb: np.ndarray) -> Any:
     """(H,W,3) uint8 -> an av.VideoFrame, padded to even sides by repeating the last row/column."""
     import av
@@ -364,15 +387,16 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
     t0 = time.perf_counter()
     out_format = _FORMATS[dst.suffix.lower()]
     container = _open_input(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    try:
+        tmp = _temp_next_to(dst)
+    except BaseException:
+        container.close()
+        raise
     try:
         with container:
             result = _transcode(container, tmp, out_format, colorizer, src, smoothing, alpha, motion,
                                 cut_threshold, progress, batch_size, crf, preset, max_frames, options, av, tqdm)
-        os.replace(tmp, dst)
+        _replace(tmp, dst)
     except av.FFmpegError as exc:
         raise ImageError(f"{src}: video processing failed ({_one_line(exc)})") from exc
     finally:
@@ -387,128 +411,146 @@ def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer,
                alpha: float, motion: float | None, cut_threshold: float | None, progress: bool, batch_size: int,
                crf: int, preset: str, max_frames: int | None, options: dict[str, Any], av: Any,
                tqdm: Any) -> VideoResult:
-    vin = container.streams.video[0]
-    vin.thread_type = "AUTO"
-    ain = container.streams.audio[0] if container.streams.audio else None
-    rate = _frame_rate(vin)
-    container_opts = {"movflags": "+faststart"} if out_format in ("mp4", "mov") else {}
-    out = av.open(str(tmp), "w", format=out_format, options=container_opts)
-    with out:
-        if out_format == "webm":
-            vout = out.add_stream("libvpx-vp9", rate=rate, options={"crf": str(min(63, crf + 14)), "b": "0",
-                                                                      "row-mt": "1", "deadline": "good",
-                                                                      "cpu-used": "4"})
-        else:
-            vout = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
-        vout.pix_fmt = "yuv420p"
-        # Timestamps are copied in the input's time base (variable frame rates survive), except
-        # in AVI, which stores a constant rate: there one tick is one frame.
-        tb = Fraction(vin.time_base) if vin.time_base and out_format != "avi" else 1 / rate
-        vout.time_base = tb
-        vout.codec_context.time_base = tb
-        cc = vout.codec_context
-        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1  # BT.709, limited
-        if vin.sample_aspect_ratio:
-            cc.sample_aspect_ratio = vin.sample_aspect_ratio
-        audio_mode: str | None = None
-        aout = None
-        if ain is not None:
-            plan = _audio_plan(out_format, ain, set(out.supported_codecs))
-            if plan == "copy":
-                aout = out.add_stream_from_template(ain)
-            else:
-                # Opus encodes 48 kHz (8/12/16/24 too); PyAV resamples the decoded audio to the encoder's rate.
-                aout = out.add_stream(plan, rate=48000 if plan == "opus" or not ain.rate else ain.rate)
-                try:
-                    aout.layout = ain.layout.name
-                except (ValueError, AttributeError, av.FFmpegError):
-                    aout.layout = "stereo"
-            audio_mode = plan
-
-        state: dict[str, Any] = {"ready": False, "pending": [], "last_pts": None, "size": None, "count": 0}
-        stamps: collections.deque[tuple[int | None, Any]] = collections.deque()
-        stop_after = max_frames if max_frames is not None else -1
-
-        def mux_audio(packet: Any) -> None:
-            if aout is None:
-                return
-            if audio_mode == "copy":
-                if packet.dts is None and packet.pts is None:
-                    return
-                packet.stream = aout
-                items = [packet]
-            else:
-                items = [p for f in ain.decode(packet) for p in aout.encode(f)]
-            if not state["ready"]:
-                state["pending"] += items
-            else:
-                out.mux(items)
-
-        def decoded() -> Iterator[np.ndarray]:
-            streams = [vin] + ([ain] if ain is not None else [])
-            for packet in container.demux(*streams):
-                if packet.stream.type == "audio":
-                    mux_audio(packet)
-                    continue
-                for frame in packet.decode():
-                    if state["count"] == stop_after:
-                        return  # audio demuxed so far is kept: it ends about where the video does
-                    state["count"] += 1
-                    if state["size"] is None:
-                        state["size"] = (frame.width, frame.height)
-                        vout.width, vout.height = frame.width + frame.width % 2, frame.height + frame.height % 2
-                        rotation = getattr(frame, "rotation", 0) or 0
-                        if rotation:
-                            vout.set_display_rotation(rotation)
-                    w, h = state["size"]
-                    range_ = frame.color_range if frame.color_range in (1, 2) else None
-                    rgb = frame.reformat(width=w, height=h, format="rgb24", src_color_range=range_).to_ndarray()
-                    stamps.append((frame.pts, frame.time_base))
-                    yield rgb
-
-        total = vin.frames or None
+    """Decode ``container``, colorize, and write ``tmp`` (format ``out_format``)."""
+    with av.open(str(tmp), "w", format=out_format,
+                 options={"movflags": "+faststart"} if out_format in ("mp4", "mov") else {}) as out:
+        job = _Transcoder(container, out, out_format, crf, preset, max_frames, av)
+        total = job.vin.frames or None
         if total and max_frames is not None:
             total = min(total, max_frames)
         bar = tqdm(total=total, desc=f"colorizing {src.name}", unit="frame", disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         cuts: list[int] = []
-        n = 0
         try:
-            for res in colorize_frames(colorizer, decoded(), smoothing, alpha, motion, cut_threshold, batch_size,
+            for res in colorize_frames(colorizer, job.frames(), smoothing, alpha, motion, cut_threshold, batch_size,
                                        **options):
-                pts, ptb = stamps.popleft()
-                if pts is None or ptb is None:
-                    pts = round(n / (rate * tb)) if tb else n
-                elif ptb != tb:
-                    pts = round(pts * ptb / tb)
-                if state["last_pts"] is not None and pts <= state["last_pts"]:
-                    pts = state["last_pts"] + 1
-                state["last_pts"] = pts
-                vf = _rgb_frame(res.rgb).reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
-                vf.pts, vf.time_base = pts, tb
-                packets = vout.encode(vf)
-                if not state["ready"]:
-                    state["ready"] = True
-                    out.mux(state["pending"])
-                    state["pending"] = []
-                out.mux(packets)
                 if res.cut:
-                    cuts.append(n)
-                n += 1
+                    cuts.append(job.written)
+                job.write(res.rgb)
                 bar.update(1)
         finally:
             bar.close()
-        if n == 0:
+        if job.written == 0:
             raise ImageError(f"{src}: the video has no decodable frame")
-        out.mux(vout.encode(None))
-        if aout is not None:
-            if audio_mode != "copy":
-                out.mux([p for p in aout.encode(None)])
-            if state["pending"]:
-                out.mux(state["pending"])
-        w, h = state["size"]
-    return VideoResult(path=tmp, frames=n, width=w + w % 2, height=h + h % 2, fps=float(rate), audio=audio_mode,
-                       cuts=cuts)
+        job.finish()
+    return VideoResult(path=tmp, frames=job.written, width=job.vout.width, height=job.vout.height,
+                       fps=float(job.rate), audio=job.audio_mode, cuts=cuts)
+
+
+class _Transcoder:
+    """The streams of one video job: decoding (``frames``), encoding (``write``), audio passthrough.
+
+    The video encoder is configured from the first decoded frame (size, rotation), and nothing
+    is muxed before that (the container header is written on the first mux): audio packets
+    read earlier wait in ``pending``.
+    """
+
+    def __init__(self, container: Any, out: Any, out_format: str, crf: int, preset: str,
+                 max_frames: int | None, av: Any):
+        self.container, self.out, self.max_frames = container, out, max_frames
+        self.vin = vin = container.streams.video[0]
+        vin.thread_type = "AUTO"
+        self.ain = ain = container.streams.audio[0] if container.streams.audio else None
+        self.rate = _frame_rate(vin)
+        if out_format == "webm":  # WebM allows VP8/VP9/AV1 only
+            self.vout = out.add_stream("libvpx-vp9", rate=self.rate, options={
+                "crf": str(min(63, crf + 14)), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
+        else:
+            self.vout = out.add_stream("libx264", rate=self.rate, options={"crf": str(crf), "preset": preset})
+        self.vout.pix_fmt = "yuv420p"
+        # Timestamps are copied in the input's time base (variable frame rates survive), except
+        # in AVI, which stores a constant rate: there one tick is one frame.
+        self.tb = Fraction(vin.time_base) if vin.time_base and out_format != "avi" else 1 / self.rate
+        self.vout.time_base = self.tb
+        cc = self.vout.codec_context
+        cc.time_base = self.tb
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1  # BT.709, limited range
+        if vin.sample_aspect_ratio:
+            cc.sample_aspect_ratio = vin.sample_aspect_ratio
+        self.audio_mode: str | None = None
+        self.aout = None
+        if ain is not None:
+            self.audio_mode = _audio_plan(out_format, ain, set(out.supported_codecs))
+            if self.audio_mode == "copy":
+                self.aout = out.add_stream_from_template(ain)
+            else:
+                # Opus takes 48 kHz; PyAV resamples decoded audio to the encoder's rate and format.
+                rate = 48000 if self.audio_mode == "opus" or not ain.rate else ain.rate
+                self.aout = out.add_stream(self.audio_mode, rate=rate)
+                try:
+                    self.aout.layout = ain.layout.name
+                except (ValueError, AttributeError, av.FFmpegError):
+                    self.aout.layout = "stereo"
+        self.size: tuple[int, int] | None = None
+        self.stamps: collections.deque[tuple[int | None, Any]] = collections.deque()
+        self.pending: list[Any] | None = []  # None once the header is written
+        self.last_pts: int | None = None
+        self.decoded = 0
+        self.written = 0
+
+    def _mux(self, packets: list[Any]) -> None:
+        if self.pending is None:
+            self.out.mux(packets)
+        else:
+            self.pending += packets
+
+    def _audio(self, packet: Any) -> None:
+        if self.aout is None:
+            return
+        if self.audio_mode == "copy":
+            if packet.dts is None and packet.pts is None:  # the demuxer's final empty packet
+                return
+            packet.stream = self.aout
+            self._mux([packet])
+        else:
+            self._mux([p for f in self.ain.decode(packet) for p in self.aout.encode(f)])
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Decoded video frames as (H,W,3) uint8 RGB, in presentation order; audio is passed on meanwhile."""
+        streams = [self.vin] + ([self.ain] if self.ain is not None else [])
+        for packet in self.container.demux(*streams):
+            if packet.stream.type == "audio":
+                self._audio(packet)
+                continue
+            for frame in packet.decode():
+                if self.decoded == self.max_frames:
+                    return  # the audio read so far is kept: it ends about where the video does
+                self.decoded += 1
+                if self.size is None:
+                    self.size = (frame.width, frame.height)
+                    self.vout.width, self.vout.height = frame.width + frame.width % 2, frame.height + frame.height % 2
+                    rotation = getattr(frame, "rotation", 0) or 0
+                    if rotation:
+                        self.vout.set_display_rotation(rotation)
+                w, h = self.size  # a stream that changes size mid-way is scaled to its first size
+                color_range = frame.color_range if frame.color_range in (1, 2) else None
+                self.stamps.append((frame.pts, frame.time_base))
+                yield frame.reformat(width=w, height=h, format="rgb24", src_color_range=color_range).to_ndarray()
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Encode the next colorized frame (H,W,3) uint8 with the timestamp of its source frame."""
+        pts, ptb = self.stamps.popleft()
+        if pts is None or ptb is None:
+            pts = round(self.written / (self.rate * self.tb))
+        elif ptb != self.tb:
+            pts = round(pts * ptb / self.tb)
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1  # encoders need strictly increasing timestamps
+        self.last_pts = pts
+        frame = _rgb_frame(rgb).reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+        frame.pts, frame.time_base = pts, self.tb
+        packets = self.vout.encode(frame)
+        if self.pending is not None:  # the video stream is configured: the header can be written
+            pending, self.pending = self.pending, None
+            self.out.mux(pending)
+        self.out.mux(packets)
+        self.written += 1
+
+    def finish(self) -> None:
+        """Flush the encoders."""
+        self.out.mux(self.vout.encode(None))
+        if self.aout is not None and self.audio_mode != "copy":
+            self.out.mux(self.aout.encode(None))
 
 
 def colorize_video_cli(colorizer: Colorizer, src: Path, dst: Path, smoothing: str, progress: bool) -> None:
