@@ -19,7 +19,7 @@ def colorizer(tiny_model_path):
 
 
 def _L(rgb_u8: np.ndarray) -> torch.Tensor:
-    return lightness(torch.from_numpy(rgb_u8).permute(2, 0, 1).float().div(255)[None])
+    return lightness(torch.from_numpy(np.array(rgb_u8)).permute(2, 0, 1).float().div(255)[None])
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 1000), (1000, 7), (3000, 4000)])
