@@ -213,7 +213,9 @@ def _save_grid(rows: list[list[np.ndarray]], titles: list[str], path: Path, cell
     canvas = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(canvas)
     for j, title in enumerate(["gray input"] + titles):
-        draw.text((j * cell + 4, 3), title[:24], fill="black")
+        name, _, method = title.partition("@")
+        short = Path(name).stem if name.endswith(".safetensors") else name
+        draw.text((j * cell + 4, 3), (short + (f"@{method}" if method else ""))[-26:], fill="black")
     for i, row in enumerate(rows):
         gray = Image.fromarray(row[0]).convert("L").convert("RGB")
         for j, im in enumerate([np.asarray(gray)] + row):
