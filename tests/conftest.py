@@ -24,6 +24,19 @@ def make_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (img * 255).astype(np.uint8)
 
 
+def fit(model, batch: dict, steps: int, lr: float) -> tuple[float, float, dict]:
+    """Adam on one fixed batch through the model contract -> (first loss, last loss, last logs)."""
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=lr)
+    first = None
+    for _ in range(steps):
+        loss, logs = model.loss(model(batch["L"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+    return first, loss.item(), logs
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A hypercolumns model with random weights (no ImageNet file needed), saved as safetensors."""

@@ -22,7 +22,7 @@ from tinct.models.iizuka import AB_SCALE, GLOBAL_SIZE
 from tinct.train import TrainConfig, train
 from tinct.weights import load_weights, save_weights
 
-from conftest import make_photo
+from conftest import fit, make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 W = 0.125  # every layer at 1/8 of the paper's width: 0.7 M parameters
@@ -186,15 +186,8 @@ def test_a_model_learns_a_constant_color_and_the_labels():
     ab = torch.empty(4, 2, 32, 32)
     ab[:, 0], ab[:, 1] = 40.0, -30.0
     batch = {"L": L, "ab": ab, "label": torch.tensor([0, 1, 0, 1])}
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-2)
-    first = None
-    for _ in range(30):
-        loss, logs = model.loss(model(L), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        first = first if first is not None else loss.item()
-    assert loss.item() < 0.2 * first and logs["acc"] == 1.0
+    first, last, logs = fit(model, batch, steps=30, lr=1e-2)
+    assert last < 0.2 * first and logs["acc"] == 1.0
     # (read in training mode: after 30 steps the running BatchNorm statistics, which mix the 32x32
     # local pass with the 224x224 global pass of the same crops, have not settled yet)
     with torch.no_grad():

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from tinct.hypercolumn import HypercolumnProjection, sample_points, upsample_concat
 from tinct.models import build_model, registered_models
 
+from conftest import fit
+
 
 def test_projection_equals_conv_over_the_concatenated_hypercolumn():
     torch.manual_seed(0)
@@ -44,15 +46,8 @@ def test_a_model_learns_a_constant_color(head):
     ab = torch.zeros(4, 2, 32, 32)
     ab[:, 0], ab[:, 1] = 45.0, -35.0  # a bin center of the 10-unit grid
     batch = {"L": L, "ab": ab}
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-2 if head == "histogram" else 3e-3)
-    first = None
-    for _ in range(80):
-        loss, logs = model.loss(model(L), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        first = first if first is not None else loss.item()
-    assert loss.item() < 0.5 * first
+    first, last, logs = fit(model, batch, steps=80, lr=1e-2 if head == "histogram" else 3e-3)
+    assert last < 0.5 * first
     model.eval()
     pred = model.predict_ab(L).mean(dim=(0, 2, 3))
     assert torch.allclose(pred, torch.tensor([45.0, -35.0]), atol=6.0), pred

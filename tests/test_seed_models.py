@@ -19,7 +19,7 @@ from tinct.models.baseline_cnn import ring_palette
 from tinct.train import TrainConfig, load_config, lr_factor, train
 from tinct.weights import load_weights, save_weights
 
-from conftest import make_photo
+from conftest import fit, make_photo
 from test_backbones import _fake_vgg16_state
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,15 +240,8 @@ def test_unet_learns_a_constant_color(head):
     target = torch.tensor([30.0, -20.0]) if head == "regression" else ring_palette()[20]
     L = torch.rand(4, 1, 32, 32) * 100
     batch = {"L": L, "ab": target.view(1, 2, 1, 1).expand(4, 2, 32, 32).clone()}
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-2)
-    first = None
-    for _ in range(60):
-        loss, logs = model.loss(model(L), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        first = first if first is not None else loss.item()
-    assert loss.item() < 0.3 * first
+    first, last, logs = fit(model, batch, steps=60, lr=1e-2)
+    assert last < 0.3 * first
     model.eval()
     pred = model.predict_ab(L, "mode" if head == "classes" else None).mean(dim=(0, 2, 3))
     assert torch.allclose(pred, target, atol=5.0), pred
