@@ -91,9 +91,12 @@ def test_onnx_backend_from_the_cli(photo_dir, tmp_path, tiny_model_path, monkeyp
     args = [str(photo_dir / "b.png"), "--model", str(tiny_model_path), "--render-size", "64", "-q"]
     assert run("colorize", *args, "-o", str(torch_out)) == 0
     assert run("colorize", *args, "-o", str(onnx_out), "--backend", "onnx") == 0
+    assert run("colorize", *args, "-o", str(tmp_path / "auto"), "--backend", "auto") == 0
     a = np.asarray(Image.open(torch_out / "b.png"), dtype=int)
-    b = np.asarray(Image.open(onnx_out / "b.png"), dtype=int)
-    assert np.abs(a - b).max() <= 2
+    for other in (onnx_out, tmp_path / "auto"):
+        b = np.asarray(Image.open(other / "b.png"), dtype=int)
+        assert np.abs(a - b).max() <= 2
+    assert list((tmp_path / "cache" / "tinct" / "onnx").glob("*.onnx"))  # exported once, cached
 
 
 def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):

@@ -97,7 +97,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         options["temperature"] = args.temperature
     if args.seed is not None:
         options["seed"] = args.seed
-    model = load_backend(args.model, args.backend) if args.backend != "torch" else args.model
+    backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
+    model = load_backend(args.model, backend) if backend != "torch" else args.model
     colorizer = Colorizer(model, render_size=args.render_size, method=args.decode, device=args.device, **options)
     if videos:
         failed = colorize_videos(colorizer, videos, args)
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
-    c.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+    c.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"],
                    help="run the network with PyTorch or onnxruntime (exported once, cached)")
     c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
                    help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
@@ -286,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--render-size", type=int, default=None, help="network size (default: --size)")
     e.add_argument("--decode", default=None, help="decode method for histogram models")
     e.add_argument("--limit", type=int, default=None, help="score an evenly spaced subset of N photos")
-    e.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="network runtime")
+    e.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"], help="network runtime")
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)

@@ -57,7 +57,7 @@ log = logging.getLogger("tinct.export")
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 INPUT_NAME = "L"
 VERIFY_RTOL = 1e-3  # export check: max |onnx - torch| <= VERIFY_RTOL * max(1, max |torch|), per output
 
@@ -364,6 +364,24 @@ def _cache_key(model: ColorModel, weights_hash: str, opset: int) -> str:
     return h.hexdigest()[:24]
 
 
+def _auto_backend(model: ColorModel | str | Path, opset: int, cache_dir: str | Path | None,
+                  threads: int | None) -> ColorModel:
+    """onnxruntime when it is installed and the model exports (it is faster on CPUs), else PyTorch.
+
+    Models with extra forward inputs (a style image) stay on PyTorch, which can feed them.
+    """
+    import importlib.util
+
+    torch_model = load_backend(model, "torch")
+    if torch_model.forward_options or any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
+        return torch_model
+    try:
+        return load_backend(torch_model, "onnx", opset, cache_dir, threads)
+    except (ValueError, RuntimeError, OSError) as exc:
+        log.warning("ONNX export failed (%s); using PyTorch", exc)
+        return torch_model
+
+
 def load_backend(model: ColorModel | str | Path, backend: str, opset: int = DEFAULT_OPSET,
                  cache_dir: str | Path | None = None, threads: int | None = None) -> ColorModel:
     """The ColorModel to run for ``--backend torch|onnx``.
@@ -378,6 +396,8 @@ def load_backend(model: ColorModel | str | Path, backend: str, opset: int = DEFA
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == "auto":
+        return _auto_backend(model, opset, cache_dir, threads)
     _check_opset(opset)
     if isinstance(model, OnnxColorModel):
         return model if backend == "onnx" else model.torch_model
