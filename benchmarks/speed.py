@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=DATA, help="folder of JPEG photos for the end-to-end run")
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--render-size", type=int, default=None)
+    ap.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="network runtimes to time")
     args = ap.parse_args()
 
     import tinct
@@ -104,21 +105,33 @@ def main() -> None:
             ms = median_ms(lambda m=model: m.predict_ab(L256))
         print(f"| {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) | {ms:.1f} | {ms / ref_ms:.2f} |")
 
-    print(f"\nEnd to end: tinct colorize on a folder (render size {render})")
-    print("| model | photos | mean size | ms / photo | ratio to ECCV16 forward | peak RSS, one 12-MP photo |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"\nEnd to end: tinct colorize on a folder of JPEGs (render size {render})")
+    print("| model | backend | torch threads | photos | mean size | ms / photo | ratio to ECCV16 forward |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    threads0 = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "in", args.count, args.photos)
         mp = np.mean([np.prod(Image.open(p).size) for p in photos]) / 1e6
         for name in names:
-            out = Path(tmp) / f"out_{name}"
-            t = time.perf_counter()
-            rc = cli_main(["colorize", str(Path(tmp) / "in"), "-o", str(out), "--model", name,
-                           "--render-size", str(render), "-q", "--overwrite"])
-            per = 1000 * (time.perf_counter() - t) / len(photos)
-            assert rc == 0
-            rss = peak_rss_12mp(name, render)
-            print(f"| {name} | {len(photos)} | {mp:.2f} MP | {per:.0f} | {per / ref_ms:.2f} | {rss:.0f} MiB |")
+            for backend in args.backends:
+                for threads in sorted({1, threads0}):
+                    torch.set_num_threads(threads)
+                    out = Path(tmp) / f"out_{name}_{backend}_{threads}"
+                    # warm-up: export/cache the ONNX file and load the model once, as a user's second run would
+                    cli_main(["colorize", str(photos[0]), "-o", str(out / "warm"), "--model", name,
+                              "--backend", backend, "-q", "--overwrite"])
+                    t = time.perf_counter()
+                    rc = cli_main(["colorize", str(Path(tmp) / "in"), "-o", str(out), "--model", name,
+                                   "--render-size", str(render), "--backend", backend, "-q", "--overwrite"])
+                    per = 1000 * (time.perf_counter() - t) / len(photos)
+                    assert rc == 0
+                    print(f"| {name} | {backend} | {threads} | {len(photos)} | {mp:.2f} MP | {per:.0f} | "
+                          f"{per / ref_ms:.2f} |", flush=True)
+        torch.set_num_threads(threads0)
+        print("\nPeak memory colorizing one 12-MP photo (4000x3000, max RSS of a fresh process)")
+        print("| model | peak RSS |\n|---|---:|")
+        for name in names:
+            print(f"| {name} | {peak_rss_12mp(name, render):.0f} MiB |", flush=True)
     src = "sun_hays80" if args.photos.is_dir() else "generated"
     print(f"\n(photos: {src}; the end-to-end time includes model loading once per folder)")
 

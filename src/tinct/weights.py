@@ -44,6 +44,9 @@ def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] |
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"tinct": json.dumps(meta)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; weights are not secrets
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
