@@ -179,7 +179,7 @@ def test_bad_inputs(tiny, tiny_onnx, tmp_path):
         tiny_onnx(torch.zeros(1, 1, 50, 64))
     with pytest.raises(ValueError, match=r"\(B,1,H,W\)"):
         tiny_onnx(torch.zeros(1, 3, 64, 64))
-    with pytest.raises(ValueError, match="backend must be one of torch, onnx"):
+    with pytest.raises(ValueError, match="backend must be one of auto, torch, onnx"):
         load_backend(tiny, "tensorrt")
     with pytest.raises(ValueError, match="opset"):
         export_onnx(tiny, tmp_path / "m.onnx", opset=99)

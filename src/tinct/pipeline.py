@@ -50,7 +50,7 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
 
 @dataclass
 class Result:
-    """One colorized image: RGB float (H,W,3) in [0,1], plus what the input carried."""
+    """One colorized image: RGB (H,W,3) float in [0,1] (or uint8 for 8-bit file output), plus what the input carried."""
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
@@ -59,7 +59,7 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_pil(self) -> Image.Image:
-        arr = (np.clip(self.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+        arr = self.rgb if self.rgb.dtype == np.uint8 else (np.clip(self.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
         if self.alpha is not None:
             a = (np.clip(self.alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
             return Image.fromarray(np.dstack([arr, a]), "RGBA")
@@ -107,31 +107,37 @@ class Colorizer:
         """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
         return self.predict_small(L_full, **options)["ab"]
 
-    def compose(self, L_full: torch.Tensor, ab_small: torch.Tensor) -> np.ndarray:
-        """Original L (1,1,H,W) + ab (1,2,h,w) -> RGB (H,W,3) float32, strip by strip."""
+    def compose(self, L_full: torch.Tensor, ab_small: torch.Tensor, dtype: Any = np.float32) -> np.ndarray:
+        """Original L (1,1,H,W) + ab (1,2,h,w) -> RGB (H,W,3), strip by strip.
+
+        ``dtype`` float32 gives [0,1]; uint8 gives 0..255 directly, so that no full-resolution
+        float copy of the output ever exists (what keeps a 12-MP photo within 1 GB).
+        """
         H, W = L_full.shape[-2:]
-        out = np.empty((H, W, 3), dtype=np.float32)
+        out = np.empty((H, W, 3), dtype=dtype)
         rows = max(1, STRIP_PIXELS // max(W, 1))
-        h, w = ab_small.shape[-2:]
         for top in range(0, H, rows):
             bottom = min(H, top + rows)
             ab = _resize_rows(ab_small, H, W, top, bottom)
-            rgb = lab_to_rgb_in_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))
-            out[top:bottom] = rgb[0].permute(1, 2, 0).numpy()
+            rgb = lab_to_rgb_in_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))[0].permute(1, 2, 0)
+            if out.dtype == np.uint8:
+                rgb = rgb.mul(255).add_(0.5).to(torch.uint8)
+            out[top:bottom] = rgb.numpy()
         return out
 
     def colorize_array(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
         """RGB (H,W,3) float in [0,1] (color or gray) -> colorized RGB (H,W,3) float32."""
         return self._colorize_loaded(tio.read_image(rgb), **options).rgb
 
-    def _colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, **options: Any) -> Result:
+    def _colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, dtype: Any = np.float32,
+                         **options: Any) -> Result:
         if options.get("style") is not None:
             options["style_L"] = self.style_lightness(options.pop("style"))
         options.pop("style", None)
         with torch.inference_mode():
             L = _lightness_of(img.rgb)
             small = self.predict_small(L, with_confidence=confidence, **options)
-            rgb = self.compose(L, small["ab"])
+            rgb = self.compose(L, small["ab"], dtype)
             conf = None
             if confidence:
                 H, W = L.shape[-2:]
@@ -170,16 +176,20 @@ class Colorizer:
             def load(src: Path) -> Future:
                 return pool.submit(tio.read_image, src, max_pixels)
 
-            pending_reads: list[Future] = [load(src) for src, _ in jobs[:2]]
+            # One photo decoding ahead and at most two being encoded: enough to keep both cores
+            # busy, few enough full-resolution buffers to stay small on 12-MP photos.
+            pending_reads: list[Future] = [load(src) for src, _ in jobs[:1]]
             writes: list[tuple[Path, Path, list[Future]]] = []
             for i, (src, dst) in enumerate(jobs):
                 fut = pending_reads.pop(0)
-                if i + 2 < len(jobs):
-                    pending_reads.append(load(jobs[i + 2][0]))
+                if i + 1 < len(jobs):
+                    pending_reads.append(load(jobs[i + 1][0]))
                 try:
                     img = fut.result()
+                    meta = (img.exif, img.icc_profile, img.bit_depth)
                     outs = self._run_job(img, dst, confidence, samples, options)
-                    writes.append((src, dst, [pool.submit(_write, path, res, img) for path, res in outs]))
+                    del img  # the decoded input is not needed while the outputs are encoded
+                    writes.append((src, dst, [pool.submit(_write, path, res, meta) for path, res in outs]))
                 except (tio.ImageError, ValueError, OSError) as exc:
                     writes.append((src, dst, [_failed(exc)]))
                 while writes and (len(writes) > 2 or all(f.done() for f in writes[0][2])):
@@ -191,6 +201,7 @@ class Colorizer:
                  options: dict[str, Any]) -> list[tuple[Path, Any]]:
         outs: list[tuple[Path, Any]] = []
         options = dict(options)
+        options["dtype"] = np.uint8 if img.bit_depth == 8 else np.float32
         seed = int(options.pop("seed", 0))
         if samples > 0:
             for k in range(samples):
@@ -198,6 +209,7 @@ class Colorizer:
                 saved, self.method = self.method, self.model.check_method("sample")
                 try:
                     res = self._colorize_loaded(img, generator=g, **options)
+                    res.source = None
                 finally:
                     self.method = saved
                 outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"), res))
@@ -205,6 +217,7 @@ class Colorizer:
             if self.method == "sample":
                 options["generator"] = torch.Generator().manual_seed(seed)
             res = self._colorize_loaded(img, confidence=confidence, **options)
+            res.source = None
             outs.append((dst, res))
             if confidence:
                 outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
@@ -248,12 +261,13 @@ def _resize_rows(ab: torch.Tensor, H: int, W: int, top: int, bottom: int) -> tor
     return rows[..., xl] * (1 - wx) + rows[..., xh] * wx
 
 
-def _write(path: Path, result: Any, source: tio.LoadedImage) -> Path:
+def _write(path: Path, result: Any, meta: tuple[bytes | None, bytes | None, int]) -> Path:
+    """Encode one output; ``meta`` is the source's (EXIF, ICC profile, bit depth)."""
     if isinstance(result, np.ndarray):  # a confidence map
         gray = (np.clip(result, 0, 1) * 255 + 0.5).astype(np.uint8)
         return tio.write_image(path, np.repeat(gray[..., None], 3, axis=2))
-    return tio.write_image(path, result.rgb, result.alpha, exif=source.exif, icc_profile=source.icc_profile,
-                           bit_depth=source.bit_depth)
+    exif, icc, bit_depth = meta
+    return tio.write_image(path, result.rgb, result.alpha, exif=exif, icc_profile=icc, bit_depth=bit_depth)
 
 
 def _failed(exc: Exception) -> Future:
