@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ColorModel", "register", "build_model", "registered_models", "model_class"]
+__all__ = ["ColorModel", "AbRegressionOrGrid", "register", "build_model", "registered_models", "model_class"]
 
 Prediction = dict[str, torch.Tensor]
 _REGISTRY: dict[str, type[ColorModel]] = {}
@@ -140,3 +140,30 @@ class ColorModel(nn.Module):
         return self.predict(L, method, **options)["ab"]
 
     forward_options: tuple[str, ...] = ()
+
+
+class AbRegressionOrGrid(ColorModel):
+    """Shared decoding for models whose head either regresses ab ({"ab"}) or predicts a
+    histogram over fixed ab centers ({"logits"} over ``self.centers`` (K,2)): decode with any
+    joint-histogram method of ``tinct.bins.decode_joint``; confidence = 1 - normalised entropy.
+    """
+
+    def decode(self, pred: Prediction, method: str | None = None, **options: Any) -> torch.Tensor:
+        """Prediction -> ab (B,2,H,W) in Lab units. Options: ``temperature`` (annealed), ``generator`` (sample)."""
+        from .. import bins
+
+        method = self.check_method(method)
+        if "ab" in pred:
+            return pred["ab"]
+        probs = torch.softmax(pred["logits"].float(), dim=1)
+        return bins.decode_joint(probs, self.centers, method,
+                                 temperature=float(options.get("temperature", self.config["temperature"])),
+                                 generator=options.get("generator"))
+
+    def confidence(self, pred: Prediction) -> torch.Tensor | None:
+        """(B,1,H,W) in [0,1] for histogram heads; None for regression."""
+        from .. import bins
+
+        if "logits" not in pred:
+            return None
+        return 1.0 - bins.entropy(torch.softmax(pred["logits"].float(), dim=1))

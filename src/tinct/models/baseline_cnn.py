@@ -41,7 +41,6 @@ weights (which store floats in fp16); a changed palette size would fail to load 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +48,7 @@ from torch import nn
 
 from .. import bins
 from ..color import l_to_unit, lab_to_rgb
-from .base import ColorModel, register
+from .base import AbRegressionOrGrid, register
 
 __all__ = ["BaselineCNN", "CNNPool", "CNNTranspose", "UNet", "ring_palette", "PALETTE_RINGS"]
 
@@ -90,7 +89,7 @@ def _up_transpose(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class BaselineCNN(ColorModel):
+class BaselineCNN(AbRegressionOrGrid):
     """Shared head, loss and decoding of the seed-003 networks (see the module docstring).
 
     Subclasses build ``self.down`` / ``self.up`` and may override ``body``.
@@ -162,22 +161,6 @@ class BaselineCNN(ColorModel):
         with torch.no_grad():
             acc = (logits.argmax(dim=1) == target).float().mean().item()
         return loss, {"ce": loss.item(), "accuracy": acc}
-
-    def decode(self, pred: dict[str, torch.Tensor], method: str | None = None, **options: Any) -> torch.Tensor:
-        """Prediction -> ab (B,2,H,W) in Lab units. Options: ``temperature`` (annealed), ``generator`` (sample)."""
-        method = self.check_method(method)
-        if self.head_kind == "regression":
-            return pred["ab"]
-        probs = torch.softmax(pred["logits"].float(), dim=1)
-        return bins.decode_joint(probs, self.centers, method,
-                                 temperature=float(options.get("temperature", self.config["temperature"])),
-                                 generator=options.get("generator"))
-
-    def confidence(self, pred: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """1 - normalised entropy of the palette distribution, (B,1,H,W) in [0,1]; None for regression."""
-        if self.head_kind == "regression":
-            return None
-        return 1.0 - bins.entropy(torch.softmax(pred["logits"].float(), dim=1))
 
 
 @register("cnn-pool")

@@ -23,8 +23,6 @@ same parameter names, so any saved model loads into the kernel size it was train
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,13 +32,13 @@ from ..backbones import build_backbone
 from ..color import gray_rgb_from_l
 from ..hypercolumn import HypercolumnProjection
 from ..losses import rebalance_weights, sparse_target_cross_entropy
-from .base import ColorModel, register
+from .base import AbRegressionOrGrid, register
 
 AB_SCALE = 110.0
 
 
 @register("hypercolumns")
-class HyperColumns(ColorModel):
+class HyperColumns(AbRegressionOrGrid):
     def __init__(self, backbone: str = "efficientnet_lite0", backbone_weights: str | None = None,
                  pretrained: bool = True, freeze_backbone: bool = True, head: str = "histogram",
                  hidden: int = 128, out_stride: int = 4, global_context: bool = True,
@@ -119,17 +117,3 @@ class HyperColumns(ColorModel):
         weights = rebalance_weights(self.prior, lam) if lam > 0 else None
         loss = sparse_target_cross_entropy(logits, index, weight, weights)
         return loss, {"ce": loss.item()}
-
-    def decode(self, pred: dict[str, torch.Tensor], method: str | None = None, **options: Any) -> torch.Tensor:
-        method = self.check_method(method)
-        if self.head_kind == "regression":
-            return pred["ab"]
-        probs = torch.softmax(pred["logits"].float(), dim=1)
-        return bins.decode_joint(probs, self.centers, method,
-                                 temperature=options.get("temperature", self.config["temperature"]),
-                                 generator=options.get("generator"))
-
-    def confidence(self, pred: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        if self.head_kind == "regression":
-            return None
-        return 1.0 - bins.entropy(torch.softmax(pred["logits"].float(), dim=1))
