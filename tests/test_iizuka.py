@@ -28,14 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 W = 0.125  # every layer at 1/8 of the paper's width: 0.7 M parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster than two, and far faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def photo_L(h: int, w: int, seed: int = 0) -> torch.Tensor:
     """The lightness (1,1,h,w) in [0,100] of a generated photo."""

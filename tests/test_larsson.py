@@ -27,14 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACES = ("lab-marginal", "lab-joint", "hue-chroma")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster than two, and far faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(space: str, **kw):
     torch.manual_seed(0)

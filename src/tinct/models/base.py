@@ -148,6 +148,21 @@ class AbRegressionOrGrid(ColorModel):
     joint-histogram method of ``tinct.bins.decode_joint``; confidence = 1 - normalised entropy.
     """
 
+    def setup_head(self, centers: torch.Tensor | None, persistent: bool = True) -> int:
+        """Declare the head: ab regression (``centers`` None) or a histogram over ``centers`` (K,2).
+
+        Sets the decode methods and registers the ``centers`` buffer; returns the number of
+        output channels the network must produce (2 or K).
+        """
+        from .. import bins
+
+        if centers is None:
+            self.decode_methods, self.default_decode = ("identity",), "identity"
+            return 2
+        self.register_buffer("centers", centers, persistent=persistent)
+        self.decode_methods, self.default_decode = bins.JOINT_METHODS, "annealed"
+        return centers.shape[0]
+
     def decode(self, pred: Prediction, method: str | None = None, **options: Any) -> torch.Tensor:
         """Prediction -> ab (B,2,H,W) in Lab units. Options: ``temperature`` (annealed), ``generator`` (sample)."""
         from .. import bins

@@ -113,15 +113,8 @@ class BaselineCNN(AbRegressionOrGrid):
         self.widths = [width * 2**i for i in range(depth + 1)]
         self.stem = block(1, width)
         self.build_body()
-        if head == "classes":
-            self.register_buffer("centers", ring_palette(), persistent=False)  # (K, 2), derived, not saved
-            out = self.centers.shape[0]
-            self.decode_methods = bins.JOINT_METHODS
-            self.default_decode = "annealed"
-        else:
-            out = 2
-            self.decode_methods = ("identity",)
-            self.default_decode = "identity"
+        # The palette (K, 2) is derived from code, not saved.
+        out = self.setup_head(ring_palette() if head == "classes" else None, persistent=False)
         self.out = nn.Conv2d(width, out, 1)
         nn.init.zeros_(self.out.weight)  # start gray (ab = 0) or from a uniform palette distribution
         nn.init.zeros_(self.out.bias)

@@ -61,17 +61,9 @@ class HyperColumns(AbRegressionOrGrid):
         self.out_stride = out_stride
         self.head_kind = head
         self.project = HypercolumnProjection(self.backbone.channels, hidden, global_context)
+        out = self.setup_head(bins.ab_grid(grid_step, AB_SCALE) if head == "histogram" else None)
         if head == "histogram":
-            self.register_buffer("centers", bins.ab_grid(grid_step, AB_SCALE))
-            k = self.centers.shape[0]
-            self.register_buffer("prior", torch.full((k,), 1.0 / k))
-            out = k
-            self.decode_methods = bins.JOINT_METHODS
-            self.default_decode = "annealed"
-        else:
-            out = 2
-            self.decode_methods = ("identity",)
-            self.default_decode = "identity"
+            self.register_buffer("prior", torch.full((out,), 1.0 / out))
         self.squeeze = nn.Sequential(
             nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
             nn.Conv2d(hidden, hidden, head_kernel, padding=head_kernel // 2, bias=False),
