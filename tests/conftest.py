@@ -37,6 +37,15 @@ def fit(model, batch: dict, steps: int, lr: float) -> tuple[float, float, dict]:
     return first, loss.item(), logs
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """ONNX exports made by tests (``--backend auto``) go to a temporary cache, not ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A hypercolumns model with random weights (no ImageNet file needed), saved as safetensors."""
