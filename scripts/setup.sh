@@ -10,5 +10,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev${TINCT_EXTRAS:+,$TINCT_EXTRAS}]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,${TINCT_EXTRAS:-all}]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import torch, tinct; print('tinct', tinct.__version__, '| torch', torch.__version__)"
