@@ -95,6 +95,14 @@ class ColorModel(nn.Module):
     def confidence(self, pred: Prediction) -> torch.Tensor | None:
         return None
 
+    def train(self, mode: bool = True) -> ColorModel:
+        """As nn.Module.train, but a frozen ``self.backbone`` (``self.freeze_backbone``) stays in
+        eval mode, so its BatchNorm statistics stay ImageNet's."""
+        super().train(mode)
+        if getattr(self, "freeze_backbone", False) and isinstance(getattr(self, "backbone", None), nn.Module):
+            self.backbone.eval()
+        return self
+
     def check_method(self, method: str | None) -> str:
         method = method or self.default_decode
         if method not in self.decode_methods:

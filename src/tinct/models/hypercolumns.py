@@ -71,12 +71,6 @@ class HyperColumns(AbRegressionOrGrid):
             nn.Conv2d(hidden, out, 1),
         )
 
-    def train(self, mode: bool = True) -> HyperColumns:
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()  # frozen BatchNorm statistics stay ImageNet's
-        return self
-
     def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
         """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H/s,W/s)} or {"logits": (B,K,H/s,W/s)}."""
         gray = gray_rgb_from_l(L)

@@ -148,12 +148,6 @@ class Larsson(ColorModel):
             nn.Conv2d(hidden, sum(self.groups), 1),
         )
 
-    def train(self, mode: bool = True) -> Larsson:
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()  # frozen BatchNorm statistics stay ImageNet's
-        return self
-
     # -- prediction ----------------------------------------------------------------------
     def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
         """L (B,1,H,W) in [0,100] -> prediction dict.

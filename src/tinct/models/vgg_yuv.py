@@ -129,12 +129,6 @@ class VggYuv(ColorModel):
         nn.init.zeros_(self.to_uv.weight)  # start at U = V = 0.5 (gray is 128/255): no random colors
         nn.init.zeros_(self.to_uv.bias)
 
-    def train(self, mode: bool = True) -> VggYuv:
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()  # frozen BatchNorm statistics (Lite) stay ImageNet's
-        return self
-
     def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
         """L (B,1,H,W) in [0,100] -> {"uv": (B,2,H/s,W/s) in [0,1], "y": (B,1,H,W) in [0,1]}.
 
