@@ -11,7 +11,6 @@ Needs ../shared/data (it says so and stops when it is absent).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ def main() -> None:
     from tinct.weights import shipped_weights
 
     from eccv16_reference import ECCV16Reference
+    from readme_block import rewrite_block
     from speed import median_ms
 
     files = shipped_weights()
@@ -85,15 +85,7 @@ def main() -> None:
         f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run.")
     print(table)
     if not args.no_readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
-        new = re.sub(r"(<!-- zoo:start -->\n).*?(\n<!-- zoo:end -->)", lambda mt: mt.group(1) + table + mt.group(2),
-                     text, flags=re.S)
-        if new == text and "<!-- zoo:start -->" not in text:
-            sys.exit("README.md has no <!-- zoo:start --> / <!-- zoo:end --> markers")
-        readme.write_text(new)
-        print(f"\nrewrote the zoo table in {readme}")
-
+        rewrite_block("zoo", table)
 
 if __name__ == "__main__":
     main()

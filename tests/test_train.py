@@ -70,6 +70,33 @@ def test_manifest_filters_and_splits(dataset, tmp_path, caplog):
     assert [e.path for e in again.entries] == [e.path for e in m.entries]
 
 
+def test_inspection_is_cached_per_file(dataset, tmp_path, monkeypatch):
+    import tinct.data as data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    seen: list[str] = []
+
+    def counting(path: str):
+        seen.append(Path(path).name)
+        return real(path)
+
+    real = data.inspect_image
+    monkeypatch.setattr(data, "inspect_image", counting)
+    first = build_manifest([dataset], progress=False, workers=1)
+    assert len(seen) == 26
+    seen.clear()
+    again = build_manifest([dataset], progress=False, workers=1)  # no manifest cache: per-file cache only
+    assert seen == ["corrupt.jpg"]  # unreadable results are never cached
+    assert [e.path for e in again.entries] == [e.path for e in first.entries]
+    seen.clear()
+    photo = dataset / "cats" / "03.jpg"  # replaced by a gray photo: new size and mtime, inspected again
+    Image.fromarray(make_photo(40, 44, seed=3)).convert("L").convert("RGB").save(photo, quality=70)
+    os.utime(photo, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third = build_manifest([dataset], progress=False, workers=1)
+    assert sorted(seen) == ["03.jpg", "corrupt.jpg"]
+    assert str(photo) in third.dropped["gray"] and len(third.entries) == len(first.entries) - 1
+
+
 def test_crops_are_deterministic_per_key(dataset):
     m = build_manifest([dataset], fractions=(1.0, 0.0, 0.0), progress=False, workers=1)
     ds = CropDataset(m.entries, size=32, resize=36, train=True, seed=1)

@@ -93,6 +93,7 @@ class _Runner:
         name, _, method = spec.partition("@")
         self.kind = name if name in BASELINES else "model"
         self.colorizer = None
+        self.generator: torch.Generator | None = None
         if self.kind == "model":
             from .export import load_backend
             from .pipeline import Colorizer
@@ -111,7 +112,12 @@ class _Runner:
             lab = _lab_of(truth)
             lab[:, 1:] = 0
             return _u8(lab_to_rgb(lab)[0].permute(1, 2, 0))
-        return _u8(self.colorizer.colorize_array(truth.astype(np.float32) / 255.0))
+        options = {}
+        if self.colorizer.method == "sample":  # seeded once per runner: the same report on every run
+            if self.generator is None:
+                self.generator = torch.Generator().manual_seed(0)
+            options["generator"] = self.generator
+        return _u8(self.colorizer.colorize_array(truth.astype(np.float32) / 255.0, **options))
 
 
 def _classifier():

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import cache_dir
 from .models.base import ColorModel, Prediction
 
 __all__ = [
@@ -322,9 +323,7 @@ class OnnxColorModel(ColorModel):
 # ----------------------------------------------------------------------------- cache
 def onnx_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/tinct/onnx`` (an absolute XDG_CACHE_HOME only), else ``~/.cache/tinct/onnx``."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / "tinct" / "onnx"
+    return cache_dir("onnx")
 
 
 def _hash_file(path: Path) -> str:
