@@ -24,6 +24,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 DEFAULT_MODELS = ("larsson-lab-marginal", "larsson-lab-joint", "larsson-hue-chroma")
 
 
+def _cells(metrics: dict, best: dict):
+    """-> cell(key, fmt): the formatted metric, bold when it is the best of its model."""
+
+    def cell(key: str, fmt: str) -> str:
+        text = format(metrics[key], fmt)
+        return f"**{text}**" if key in best and metrics[key] == best[key] else text
+
+    return cell
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help=f"histogram models (default: {', '.join(DEFAULT_MODELS)})")
@@ -34,10 +44,10 @@ def main() -> None:
     if not all(d.is_dir() for d in sets):
         sys.exit(f"decoders: the evaluation photos are absent ({DATA}/test); nothing measured")
 
+    from readme_block import rewrite_block
+
     from tinct import load_model
     from tinct.evaluate import evaluate
-
-    from readme_block import rewrite_block
 
     rows = ["| model | decoder | AuC | AuC rebal. | PSNR | SSIM | CF | CIEDE2000 |",
             "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -53,11 +63,7 @@ def main() -> None:
         best = {k: max(report["models"][s]["metrics"][k] for s in specs) for k in ("auc", "auc_rebal", "psnr")}
         for spec, method in zip(specs, methods):
             m = report["models"][spec]["metrics"]
-
-            def cell(key: str, fmt: str) -> str:
-                text = format(m[key], fmt)
-                return f"**{text}**" if key in best and m[key] == best[key] else text
-
+            cell = _cells(m, best)
             default = " (default)" if method == model.default_decode else ""
             rows.append(f"| {name} | {method}{default} | {cell('auc', '.2f')} | {cell('auc_rebal', '.2f')} | "
                         f"{cell('psnr', '.2f')} | {m['ssim']:.3f} | {m['colorfulness']:.1f} | {m['ciede2000']:.2f} |")

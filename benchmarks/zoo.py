@@ -33,12 +33,13 @@ def main() -> None:
     if not all(d.is_dir() for d in fidelity_sets):
         sys.exit(f"zoo: the evaluation photos are absent ({DATA}/test); nothing measured")
 
+    from readme_block import rewrite_block
+
     from tinct import load_model
     from tinct.evaluate import evaluate
     from tinct.weights import shipped_weights
 
     from eccv16_reference import ECCV16Reference
-    from readme_block import rewrite_block
     from speed import median_ms
 
     files = shipped_weights()
