@@ -74,3 +74,42 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_weights(model, tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frozen_packaged_backbone_is_not_stored(tmp_path):
+    torch.manual_seed(2)
+    model = build_model("larsson", hidden=16, points=32).eval()  # frozen ImageNet Lite0 by default
+    path = save_weights(model, tmp_path / "m.safetensors")
+    meta = read_metadata(path)
+    assert list(meta["packaged"]) == ["backbone"] and meta["packaged"]["backbone"]["variant"] == "lite0"
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith("backbone.") for k in keys)
+    assert path.stat().st_size < 1_000_000  # the Lite0 alone is 6.7 MB in fp16
+    loaded = load_weights(path)
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, loaded.backbone.state_dict()[k]), k  # from the package, not a fp16 copy
+    L = torch.rand(1, 1, 64, 80) * 100
+    with torch.no_grad():
+        assert (model.predict_ab(L) - loaded.predict_ab(L)).abs().max() < 0.5
+
+
+def test_moved_backbone_is_stored(tmp_path):
+    model = build_model("larsson", hidden=16, points=32, freeze_backbone=False)
+    with torch.no_grad():
+        model.backbone._conv_stem.weight.add_(0.01)  # fine-tuned: no longer the package's weights
+    path = save_weights(model, tmp_path / "m.safetensors")
+    assert "packaged" not in read_metadata(path)
+    loaded = load_weights(path)
+    assert torch.allclose(loaded.backbone._conv_stem.weight, model.backbone._conv_stem.weight, rtol=1e-3, atol=1e-3)  # fp16
+
+
+def test_packaged_backbone_checksum_is_checked(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = save_weights(build_model("larsson", hidden=16, points=32), tmp_path / "m.safetensors")
+    meta = read_metadata(path)
+    meta["packaged"]["backbone"]["checksum"][0] += 1.0  # as if trained over other package weights
+    save_file(load_file(str(path)), str(path), metadata={"tinct": json.dumps(meta)})
+    with pytest.raises(ValueError, match="another version"):
+        load_weights(path)

