@@ -350,6 +350,12 @@ def test_cli_samples_with_a_seed_and_confidence(larsson_files, tmp_path):
     assert main([*base, "-o", str(tmp_path / "c"), "--confidence"]) == 0
     with Image.open(tmp_path / "c" / "photo.confidence.png") as im:
         assert im.size == (60, 40)
+    # with samples, one confidence map (the distribution is the same for every sample)
+    assert main([*base, "-o", str(tmp_path / "sc"), "--samples", "2", "--confidence"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sc").iterdir()) == [
+        "photo.confidence.png", "photo.sample1.png", "photo.sample2.png"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "sc" / "photo.confidence.png")),
+                          np.asarray(Image.open(tmp_path / "c" / "photo.confidence.png")))
     # a bad decoder is one clear error, not a traceback
     assert main([*base, "-o", str(tmp_path / "x"), "--decode", "nope"]) == 2
 

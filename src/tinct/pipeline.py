@@ -207,12 +207,14 @@ class Colorizer:
             for k in range(samples):
                 g = torch.Generator().manual_seed(seed + k)
                 saved, self.method = self.method, self.model.check_method("sample")
-                try:
-                    res = self._colorize_loaded(img, generator=g, **options)
+                try:  # the distribution, hence its confidence map, is the same for every sample
+                    res = self._colorize_loaded(img, confidence=confidence and k == 0, generator=g, **options)
                     res.source = None
                 finally:
                     self.method = saved
                 outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"), res))
+                if res.confidence is not None:
+                    outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
         else:
             if self.method == "sample":
                 options["generator"] = torch.Generator().manual_seed(seed)
