@@ -6,11 +6,17 @@ Fidelity and colorfulness: test/kodak24 + test/cbsd68 (92 photos never trained o
 Semantic top-1: an evenly spaced subset of imagenette/val (ImageNet classes known).
 Speed: the network forward at 256^2 as a ratio to the ECCV16-shaped reference, same run.
 Needs ../shared/data (it says so and stops when it is absent).
+
+Metrics are cached per model in <out>/metrics-cache.json, keyed by the weights file's SHA-256 and
+the protocol, so that re-running after training one more model only evaluates that model; the
+speed column is always measured afresh, every model in the same run as the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +42,6 @@ def main() -> None:
     from readme_block import rewrite_block
 
     from tinct import load_model
-    from tinct.evaluate import evaluate
     from tinct.weights import shipped_weights
 
     from eccv16_reference import ECCV16Reference
@@ -45,11 +50,7 @@ def main() -> None:
     files = shipped_weights()
     names = args.model or sorted({p.stem for p in files.values()}, key=lambda n: (n != "default", n))
     specs = ["gray", *names, "truth"]
-    fid = evaluate(fidelity_sets, specs, size=256, out_dir=args.out / "kodak_cbsd68")
-    top1 = None
-    if (DATA / "imagenette" / "val").is_dir():
-        top1 = evaluate([DATA / "imagenette" / "val"], specs, size=256, out_dir=args.out / "imagenette_val",
-                        limit=args.top1_images)
+    fid, top1 = cached_metrics(specs, files, fidelity_sets, args)
     ref = ECCV16Reference().eval()
     L = torch.rand(1, 1, 256, 256) * 100
     with torch.inference_mode():
@@ -60,16 +61,15 @@ def main() -> None:
     rows = ["| model | what it is | AuC | AuC rebal. | PSNR | SSIM | CF | abs(CF gap) | CIEDE2000 | top-1 % | "
             "top-1 gap recovered | forward ms @256 | ratio to ECCV16 |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    t_gray = top1["models"]["gray"]["metrics"]["top1"] if top1 else None
-    t_true = top1["models"]["truth"]["metrics"]["top1"] if top1 else None
+    t_gray, t_true = top1.get("gray"), top1.get("truth")
     for spec in specs:
-        m = fid["models"][spec]["metrics"]
+        m = fid[spec]
         label = spec + "".join(f" (= {a})" for a, target in aliases.items() if target == spec)
         what = {"gray": "baseline: a = b = 0", "truth": "ground truth"}.get(spec)
         if what is None:
             meta = load_model(spec).metadata
             what = f"{meta['arch']}, {meta['config'].get('backbone', '')}, {meta.get('steps', '?')} steps"
-        t1 = top1["models"][spec]["metrics"].get("top1") if top1 else None
+        t1 = top1.get(spec)
         rec = (100 * (t1 - t_gray) / (t_true - t_gray)) if t1 is not None and t_true != t_gray else None
         ms = speed.get(spec)
         cells = [f"{m['auc']:.1f}", f"{m['auc_rebal']:.1f}", f"{m['psnr']:.2f}" if m["psnr"] != float("inf") else "inf",
@@ -78,15 +78,49 @@ def main() -> None:
                  f"{ms:.0f}" if ms else "-", f"{ms / ref_ms:.2f}" if ms else "-"]
         rows.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
     stamp = time.strftime("%Y-%m-%d")
-    n_top1 = top1["protocol"]["images"] if top1 else 0
+    n_top1 = args.top1_images if top1 else 0
     table = "\n".join(rows) + (
         f"\n\nMeasured {stamp} by `python benchmarks/zoo.py` on {torch.get_num_threads()} CPU threads: "
-        f"fidelity on test/kodak24 + test/cbsd68 ({fid['protocol']['images']} photos, 256^2 center crops), "
+        f"fidelity on test/kodak24 + test/cbsd68 ({fid['gray']['images']} photos, 256^2 center crops), "
         f"top-1 of EfficientNet-Lite1 on {n_top1} imagenette/val photos (gap recovered = "
         f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run.")
     print(table)
     if not args.no_readme:
         rewrite_block("zoo", table)
+
+def cached_metrics(specs: list[str], files: dict[str, Path], fidelity_sets: list[Path], args) -> tuple[dict, dict]:
+    """-> ({spec: fidelity metrics}, {spec: top-1 %}), evaluating only the specs not in the cache."""
+    from tinct.evaluate import evaluate
+
+    cache_file = args.out / "metrics-cache.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    protocol = f"size=256|top1={args.top1_images}"
+
+    def key(spec: str) -> str:
+        path = files.get(spec)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else spec
+        return f"{spec}|{digest}|{protocol}"
+
+    missing = [s for s in specs if key(s) not in cache]
+    if missing:
+        print(f"zoo: evaluating {', '.join(missing)} (cached: {len(specs) - len(missing)})", flush=True)
+        fid = evaluate(fidelity_sets, missing, size=256, out_dir=args.out / "kodak_cbsd68")
+        val = DATA / "imagenette" / "val"
+        top1 = evaluate([val], missing, size=256, out_dir=args.out / "imagenette_val",
+                        limit=args.top1_images) if val.is_dir() else None
+        for s in missing:
+            entry = {**fid["models"][s]["metrics"], "images": fid["protocol"]["images"]}
+            if top1 is not None:
+                entry["top1"] = top1["models"][s]["metrics"].get("top1")
+            cache[key(s)] = entry
+        args.out.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(cache_file)
+    fid = {s: cache[key(s)] for s in specs}
+    top1 = {s: fid[s]["top1"] for s in specs if fid[s].get("top1") is not None}
+    return fid, top1
+
 
 if __name__ == "__main__":
     main()

@@ -309,12 +309,14 @@ def test_cli_colorizes_with_a_style_reference(iizuka_files, tmp_path, capsys):
 
 def test_configs(tmp_path):
     default = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    budget = ("data", "size", "resize", "batch_size", "max_steps", "schedule", "grad_clip", "seed", "workers")
+    shared = ("data", "schedule", "grad_clip", "seed", "workers")  # as every recipe
+    budget = ("size", "resize", "batch_size", "max_steps")  # the three iizuka runs' own
     cfgs = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("iizuka*.yaml"))}
     assert set(cfgs) == {"iizuka", "iizuka-lite0", "iizuka-noglobal"}
     for name, cfg in cfgs.items():
         TrainConfig.from_dict(cfg)
-        assert all(cfg[k] == default[k] for k in budget), name
+        assert all(cfg[k] == default[k] for k in shared), name
+        assert [cfg[k] for k in budget] == [224, 256, 16, 800], name  # one low-level pass at 224^2
         assert cfg["optimizer"] == {"name": "adadelta", "lr": 1.0}
         model_cfg = dict(cfg["model"])
         assert model_cfg.pop("arch") == "iizuka" and model_cfg["alpha"] == pytest.approx(1 / 300)

@@ -316,6 +316,8 @@ def test_recipes_parse_and_build(name, vgg_file):
         budget = (cfg.size, cfg.resize, cfg.batch_size, cfg.max_steps)
         if name in SEED_003:  # the from-scratch nets share their own, smaller budget (see the configs)
             assert budget == (96, 224, 16, 1200)
+        elif arch == "iizuka":  # the three iizuka* runs share theirs: 224^2 crops, one low-level pass
+            assert budget == (224, 256, 16, 800)
         else:
             assert budget == (default.size, default.resize, default.batch_size, default.max_steps)
     if arch == "vgg-yuv":
