@@ -1,6 +1,8 @@
-"""Regenerate docs/default-examples.png: each example photo, gray input above its colorization.
+"""Regenerate docs/default-examples.png: each example photo, gray input above its colorizations.
 
-    .venv/bin/python scripts/make_figures.py [--model default] [--out docs/default-examples.png]
+    .venv/bin/python scripts/make_figures.py [--model default ...] [--out docs/default-examples.png]
+
+One row per model (``--model`` repeats), so that two models compare side by side.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from figure_grid import grid
+from PIL import Image
 
 import tinct
 
@@ -17,27 +20,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", action="append", help="model(s), one row each (default: default)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "default-examples.png")
     ap.add_argument("--height", type=int, default=220)
     args = ap.parse_args()
-    colorizer = tinct.Colorizer(args.model)
+    models = args.model or ["default"]
     photos = sorted((ROOT / "examples").glob("*.jpg"))
-    pairs = []
-    for p in photos:
-        gray = Image.open(p).convert("RGB")
-        color = colorizer.colorize(p).to_pil()
-        w = round(gray.width * args.height / gray.height)
-        pairs.append((gray.resize((w, args.height)), color.resize((w, args.height))))
-    width = sum(g.width for g, _ in pairs) + 8 * (len(pairs) - 1)
-    canvas = Image.new("RGB", (width, 2 * args.height + 8 + 16), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = 0
-    for (g, c), p in zip(pairs, photos):
-        canvas.paste(g, (x, 16))
-        canvas.paste(c, (x, 16 + args.height + 8))
-        draw.text((x + 2, 2), f"{p.name}: input (top), {args.model} (bottom)", fill="black")
-        x += g.width + 8
+    rows = [[Image.open(p) for p in photos]]
+    captions = [[f"{p.name}: input" for p in photos]]
+    for model in models:
+        colorizer = tinct.Colorizer(model)
+        rows.append([colorizer.colorize(p).to_pil() for p in photos])
+        captions.append([f"{p.name}: {model}" for p in photos])
+    canvas = grid(rows, captions, args.height)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out)
     print(args.out)
