@@ -187,13 +187,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, meta in info["weights"].items():
         key = meta.get("name", name)
         if key in seen and key != name:
-            print(f"  {name:<22} alias of {seen[key]}")
+            print(f"  {name:<30} alias of {seen[key]}")
             continue
         seen[key] = name
         cfg = meta.get("config", {})
         m = meta.get("metrics", {})
         quality = ", ".join(f"{k}={v:.2f}" for k, v in m.items() if isinstance(v, (int, float)))
-        print(f"  {name:<22} {meta['arch']} ({cfg.get('backbone', '-')}, {cfg.get('head', '')}) "
+        traits = [str(cfg[k]) for k in ("backbone", "low_level", "head", "space") if cfg.get(k)]
+        if cfg.get("global_features") is False:
+            traits.append("no global features")
+        print(f"  {name:<30} {meta['arch']} ({', '.join(traits) or '-'}) "
               f"{meta.get('steps', '?')} steps; {quality}")
     print("Architectures (train with `tinct train configs/...yaml`):")
     for a in info["architectures"]:
