@@ -4,7 +4,8 @@
 
 Fidelity and colorfulness: test/kodak24 + test/cbsd68 (92 photos never trained on) at 256^2.
 Semantic top-1: an evenly spaced subset of imagenette/val (ImageNet classes known).
-Speed: the network forward at 256^2 as a ratio to the ECCV16-shaped reference, same run.
+Speed: the network forward and the end-to-end colorization of a 256^2 image, each as a ratio to
+the forward of the ECCV16-shaped reference network, same run.
 Needs ../shared/data (it says so and stops when it is absent).
 
 Metrics are cached per model in <out>/metrics-cache.json, keyed by the weights file's SHA-256 and
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ def main() -> None:
 
     from readme_block import rewrite_block
 
-    from tinct import load_model
+    from tinct import Colorizer, load_model
     from tinct.weights import shipped_weights
 
     from eccv16_reference import ECCV16Reference
@@ -56,10 +58,12 @@ def main() -> None:
     with torch.inference_mode():
         ref_ms = median_ms(lambda: ref(L))
         speed = {n: median_ms(lambda m=load_model(n): m.predict_ab(L)) for n in names}
+        rgb = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)
+        end_to_end = {n: median_ms(lambda c=Colorizer(n, render_size=256): c.colorize_array(rgb)) for n in names}
 
     aliases = {n: p.stem for n, p in files.items() if n != p.stem}
     rows = ["| model | what it is | AuC | AuC rebal. | PSNR | SSIM | CF | abs(CF gap) | CIEDE2000 | top-1 % | "
-            "top-1 gap recovered | forward ms @256 | ratio to ECCV16 |",
+            "top-1 gap recovered | forward ms @256 (/ ECCV16) | end to end ms @256 (/ ECCV16) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     t_gray, t_true = top1.get("gray"), top1.get("truth")
     for spec in specs:
@@ -75,7 +79,8 @@ def main() -> None:
         cells = [f"{m['auc']:.1f}", f"{m['auc_rebal']:.1f}", f"{m['psnr']:.2f}" if m["psnr"] != float("inf") else "inf",
                  f"{m['ssim']:.3f}", f"{m['colorfulness']:.1f}", f"{m['cf_gap']:.1f}", f"{m['ciede2000']:.2f}",
                  f"{t1:.1f}" if t1 is not None else "-", f"{rec:.0f}%" if rec is not None and spec not in ("gray", "truth") else "-",
-                 f"{ms:.0f}" if ms else "-", f"{ms / ref_ms:.2f}" if ms else "-"]
+                 f"{ms:.0f} ({ms / ref_ms:.2f})" if ms else "-",
+                 f"{end_to_end[spec]:.0f} ({end_to_end[spec] / ref_ms:.2f})" if spec in end_to_end else "-"]
         rows.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
     stamp = time.strftime("%Y-%m-%d")
     n_top1 = args.top1_images if top1 else 0
@@ -83,7 +88,9 @@ def main() -> None:
         f"\n\nMeasured {stamp} by `python benchmarks/zoo.py` on {torch.get_num_threads()} CPU threads: "
         f"fidelity on test/kodak24 + test/cbsd68 ({fid['gray']['images']} photos, 256^2 center crops), "
         f"top-1 of EfficientNet-Lite1 on {n_top1} imagenette/val photos (gap recovered = "
-        f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run.")
+        f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run; end to end = "
+        f"`Colorizer.colorize_array` on a 256^2 RGB array (lightness, network, decoding, chroma fitting, "
+        f"Lab->RGB; PyTorch backend).")
     print(table)
     if not args.no_readme:
         rewrite_block("zoo", table)
