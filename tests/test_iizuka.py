@@ -346,7 +346,10 @@ def test_smoke_training_through_the_trainer(tmp_path):
     for r in logged:
         assert {"mse", "ce", "acc"} <= set(r) and all(math.isfinite(r[k]) for k in ("loss", "mse", "ce"))
         assert 0 <= r["acc"] <= 1 and r["loss"] == pytest.approx(r["mse"] + r["ce"] / 300, rel=1e-4)
-    assert any("val_loss" in r and math.isfinite(r["val_loss"]) for r in records)
+    validated = [r for r in records if "val_loss" in r]
+    assert validated and all(math.isfinite(r["val_loss"]) for r in validated)
+    # the validation reports the joint classification's accuracy and both loss terms too
+    assert all(0 <= r["val_acc"] <= 1 and r["val_mse"] > 0 and r["val_ce"] > 0 for r in validated)
     model = load_weights(final)
     assert model.arch == "iizuka" and model.num_classes == 2 and model.metadata["steps"] == 20
     assert model.predict_ab(photo_L(33, 45)).shape == (1, 2, 33, 45)

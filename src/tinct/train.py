@@ -132,16 +132,25 @@ def _worker_init(_: int) -> None:
 
 @torch.no_grad()
 def validate(model: ColorModel, dataset: CropDataset, count: int, batch_size: int) -> dict[str, float]:
-    """Mean validation loss, ab PSNR-like error and AuC over the first ``count`` center crops."""
+    """Mean validation loss, ab PSNR-like error and AuC over the first ``count`` center crops,
+    plus ``val_<name>`` for each number the model's loss logs (e.g. Iizuka's classification
+    ``acc``), averaged over the crops."""
     model.eval()
     losses, sq_err, n_pix = [], 0.0, 0
+    log_sums: dict[str, float] = {}
+    n_crops = 0
     thresholds = torch.arange(0, 151, dtype=torch.float32)
     hits = torch.zeros_like(thresholds)
     for start in range(0, min(count, len(dataset)), batch_size):
         batch = _collate([dataset[i] for i in range(start, min(start + batch_size, count, len(dataset)))])
         pred = model(batch["L"])
-        loss, _ = model.loss(pred, batch)
+        loss, logs = model.loss(pred, batch)
         losses.append(loss.item())
+        size = batch["L"].shape[0]
+        n_crops += size
+        for key, value in logs.items():
+            if key != "loss" and isinstance(value, (int, float)) and math.isfinite(value):
+                log_sums[key] = log_sums.get(key, 0.0) + value * size
         ab = model.decode(pred)
         ab = torch.nn.functional.interpolate(ab, size=batch["ab"].shape[-2:], mode="bilinear", align_corners=False)
         rgb_p = lab_to_rgb(torch.cat([batch["L"], ab], 1))
@@ -155,7 +164,8 @@ def validate(model: ColorModel, dataset: CropDataset, count: int, batch_size: in
     npx = n_pix / 3
     return {"val_loss": float(np.mean(losses)) if losses else float("nan"),
             "val_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
-            "val_auc": float((hits / max(npx, 1)).mean() * 100)}
+            "val_auc": float((hits / max(npx, 1)).mean() * 100),
+            **{f"val_{key}": total / n_crops for key, total in log_sums.items()}}
 
 
 @torch.no_grad()
