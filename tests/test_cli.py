@@ -76,7 +76,20 @@ def test_usage_errors_are_one_line(tmp_path, tiny_model_path, capsys):
 
 def test_models_lists_architectures(capsys):
     assert run("models") == 0
-    assert "hypercolumns" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "hypercolumns" in out
+    assert "hypercolumns (efficientnet_lite0, histogram) 1200 steps" in out  # the shipped default's line
+    assert "default                        alias of tinct-lite0-hc" in out
+
+
+def test_traits_name_what_a_model_is():
+    from tinct.weights import traits
+
+    assert traits({"arch": "iizuka", "config": {"low_level": "scratch", "global_features": False}}) == \
+        "iizuka (scratch, no global features)"
+    assert traits({"arch": "larsson", "config": {"backbone": "efficientnet_lite0", "space": "hue-chroma"}}) == \
+        "larsson (efficientnet_lite0, hue-chroma)"
+    assert traits({"arch": "unet", "config": {}}) == "unet (-)"
 
 
 def test_console_script_help():

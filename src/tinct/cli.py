@@ -180,6 +180,7 @@ def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> 
 # ----------------------------------------------------------------------------- others
 def cmd_models(args: argparse.Namespace) -> int:
     from . import list_models
+    from .weights import traits
 
     info = list_models()
     print("Shipped weights (use with --model NAME):")
@@ -190,14 +191,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"  {name:<30} alias of {seen[key]}")
             continue
         seen[key] = name
-        cfg = meta.get("config", {})
         m = meta.get("metrics", {})
         quality = ", ".join(f"{k}={v:.2f}" for k, v in m.items() if isinstance(v, (int, float)))
-        traits = [str(cfg[k]) for k in ("backbone", "low_level", "head", "space") if cfg.get(k)]
-        if cfg.get("global_features") is False:
-            traits.append("no global features")
-        print(f"  {name:<30} {meta['arch']} ({', '.join(traits) or '-'}) "
-              f"{meta.get('steps', '?')} steps; {quality}")
+        print(f"  {name:<30} {traits(meta)} {meta.get('steps', '?')} steps; {quality}")
     print("Architectures (train with `tinct train configs/...yaml`):")
     for a in info["architectures"]:
         print(f"  {a}")

@@ -94,6 +94,15 @@ def _checksum(module: torch.nn.Module) -> list[float]:
     return [total, squares]
 
 
+def traits(meta: dict[str, Any]) -> str:
+    """A weights file's metadata -> "arch (backbone, head, ...)": what the model is, in a few words."""
+    cfg = meta.get("config", {})
+    parts = [str(cfg[k]) for k in ("backbone", "low_level", "head", "space") if cfg.get(k)]
+    if cfg.get("global_features") is False:
+        parts.append("no global features")
+    return f"{meta.get('arch', '?')} ({', '.join(parts) or '-'})"
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON header of a tinct weights file."""
     path = Path(path)
