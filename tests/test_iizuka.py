@@ -316,7 +316,7 @@ def test_configs(tmp_path):
     for name, cfg in cfgs.items():
         TrainConfig.from_dict(cfg)
         assert all(cfg[k] == default[k] for k in shared), name
-        assert [cfg[k] for k in budget] == [224, 256, 16, 800], name  # one low-level pass at 224^2
+        assert [cfg[k] for k in budget] == [224, 256, 16, 500], name  # one low-level pass at 224^2
         assert cfg["optimizer"] == {"name": "adadelta", "lr": 1.0}
         model_cfg = dict(cfg["model"])
         assert model_cfg.pop("arch") == "iizuka" and model_cfg["alpha"] == pytest.approx(1 / 300)
