@@ -62,9 +62,9 @@ def main() -> None:
         end_to_end = {n: median_ms(lambda c=Colorizer(n, render_size=256): c.colorize_array(rgb)) for n in names}
 
     aliases = {n: p.stem for n, p in files.items() if n != p.stem}
-    rows = ["| model | what it is | AuC | AuC rebal. | PSNR | SSIM | CF | abs(CF gap) | CIEDE2000 | top-1 % | "
+    rows = ["| model | what it is | AuC | AuC rebal. | PSNR | SSIM | QSSIM | CF | abs(CF gap) | CIEDE2000 | top-1 % | "
             "top-1 gap recovered | forward ms @256 (/ ECCV16) | end to end ms @256 (/ ECCV16) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     t_gray, t_true = top1.get("gray"), top1.get("truth")
     for spec in specs:
         m = fid[spec]
@@ -77,7 +77,7 @@ def main() -> None:
         rec = (100 * (t1 - t_gray) / (t_true - t_gray)) if t1 is not None and t_true != t_gray else None
         ms = speed.get(spec)
         cells = [f"{m['auc']:.1f}", f"{m['auc_rebal']:.1f}", f"{m['psnr']:.2f}" if m["psnr"] != float("inf") else "inf",
-                 f"{m['ssim']:.3f}", f"{m['colorfulness']:.1f}", f"{m['cf_gap']:.1f}", f"{m['ciede2000']:.2f}",
+                 f"{m['ssim']:.3f}", f"{m['qssim']:.3f}", f"{m['colorfulness']:.1f}", f"{m['cf_gap']:.1f}", f"{m['ciede2000']:.2f}",
                  f"{t1:.1f}" if t1 is not None else "-", f"{rec:.0f}%" if rec is not None and spec not in ("gray", "truth") else "-",
                  f"{ms:.0f} ({ms / ref_ms:.2f})" if ms else "-",
                  f"{end_to_end[spec]:.0f} ({end_to_end[spec] / ref_ms:.2f})" if spec in end_to_end else "-"]
