@@ -15,6 +15,6 @@ def rewrite_block(name: str, body: str, readme: Path = README) -> None:
     text = readme.read_text()
     if start not in text or end not in text:
         sys.exit(f"{readme.name} has no {start} / {end} markers")
-    pattern = re.escape(start) + r"\n.*?\n" + re.escape(end)
+    pattern = re.escape(start) + r"\n(?:.*?\n)?" + re.escape(end)  # the block may be empty
     readme.write_text(re.sub(pattern, lambda _: f"{start}\n{body}\n{end}", text, flags=re.S))
     print(f"\nrewrote the {name} block of {readme}")

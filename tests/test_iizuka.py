@@ -364,3 +364,16 @@ def test_onnx_export_matches_pytorch(tmp_path):
     onnx_model = OnnxColorModel(path, model, threads=1)
     L = torch.rand(1, 1, 40, 48) * 100
     assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=0.2)
+
+
+@pytest.mark.parametrize("name", ["iizuka", "iizuka-lite0", "iizuka-noglobal"])
+def test_shipped_models_colorize_several_sizes_from_the_cli(name, tmp_path):
+    """The shipped weights, through `tinct colorize`: square, wide, tall and odd sizes keep their size."""
+    sizes = [(64, 64), (45, 160), (150, 37), (33, 47)]
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(make_photo(h, w, seed=i)).convert("L").save(tmp_path / f"p{i}.png")
+    assert main(["colorize", str(tmp_path), "-o", str(tmp_path / "out"), "--model", name,
+                 "--render-size", "96", "--backend", "torch", "-q"]) == 0
+    for i, (h, w) in enumerate(sizes):
+        with Image.open(tmp_path / "out" / f"p{i}.png") as im:
+            assert im.size == (w, h) and im.mode == "RGB"
