@@ -1,6 +1,6 @@
 """Evaluate every shipped model and rewrite the README's model zoo table.
 
-    python benchmarks/zoo.py [--top1-images 500] [--out eval/zoo]
+    python benchmarks/zoo.py [--top1-images 300] [--out eval/zoo] [--fresh]
 
 Fidelity and colorfulness: test/kodak24 + test/cbsd68 (92 photos never trained on) at 256^2.
 Semantic top-1: an evenly spaced subset of imagenette/val (ImageNet classes known).
@@ -9,8 +9,9 @@ the forward of the ECCV16-shaped reference network, same run.
 Needs ../shared/data (it says so and stops when it is absent).
 
 Metrics are cached per model in <out>/metrics-cache.json, keyed by the weights file's SHA-256 and
-the protocol, so that re-running after training one more model only evaluates that model; the
-speed column is always measured afresh, every model in the same run as the reference.
+the protocol, so that re-running after training one more model only evaluates that model (after
+changing tinct's own code, pass --fresh); the speed columns are always measured afresh, every
+model in the same run as the reference.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="models to evaluate (default: every shipped model)")
-    ap.add_argument("--top1-images", type=int, default=500)
+    ap.add_argument("--top1-images", type=int, default=300)
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "zoo")
+    ap.add_argument("--fresh", action="store_true",
+                    help="ignore the metrics cache (its key is the weights file, not tinct's code)")
     ap.add_argument("--no-readme", action="store_true", help="print the table without rewriting README.md")
     args = ap.parse_args()
     fidelity_sets = [DATA / "test" / "kodak24", DATA / "test" / "cbsd68"]
@@ -95,12 +98,13 @@ def main() -> None:
     if not args.no_readme:
         rewrite_block("zoo", table)
 
+
 def cached_metrics(specs: list[str], files: dict[str, Path], fidelity_sets: list[Path], args) -> tuple[dict, dict]:
     """-> ({spec: fidelity metrics}, {spec: top-1 %}), evaluating only the specs not in the cache."""
     from tinct.evaluate import evaluate
 
     cache_file = args.out / "metrics-cache.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() and not args.fresh else {}
     protocol = f"size=256|top1={args.top1_images}"
 
     def key(spec: str) -> str:
