@@ -11,6 +11,7 @@ top-5 accuracy with the majority-class rate as the chance line.
 from __future__ import annotations
 
 import argparse
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def photo_L(path: str, side: int = 224) -> torch.Tensor:
     """A photo file -> its CIE L (1,1,side,side) in [0,100], the whole image resized."""
-    from tinct.color import rgb_to_lab
+    from tinct.color import lightness
 
     rgb = Image.open(path).convert("RGB").resize((side, side), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    return rgb_to_lab(x)[:, :1]
+    return lightness(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None])
 
 
 @torch.inference_mode()
@@ -51,8 +51,6 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "iizuka.yaml",
                     help="the recipe whose data and split the models were trained on")
     args = ap.parse_args()
-    import os
-
     from tinct import load_model
     from tinct.data import build_manifest
     from tinct.train import load_config

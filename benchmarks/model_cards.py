@@ -10,6 +10,7 @@ files. (Quality on held-out photos is the README's zoo table.)
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def table() -> str:
         other = ", ".join(f"{k[4:]} {v:.3g}" for k, v in metrics.items()
                           if k not in ("val_loss", "val_auc", "val_psnr") and isinstance(v, (int, float)))
         with safe_open(str(path), "pt") as f:
-            stored = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+            stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         budget = f"{recipe.get('max_steps', meta.get('steps'))} x {recipe.get('batch_size', '?')} x {recipe.get('size', '?')}"
         rows.append(
             f"| `{name}` | `configs/{config_of.get(recipe.get('name', name), '?')}` | {budget} | {meta.get('images_seen', 0):,} | "
@@ -45,13 +46,6 @@ def table() -> str:
             f"{metrics.get('val_psnr', float('nan')):.2f} | {other or '-'} | {stored / 1e6:.2f} M | "
             f"{path.stat().st_size / 1e6:.2f} MB |")
     return "\n".join(rows)
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
 
 
 def main() -> None:
