@@ -47,6 +47,19 @@ def test_lite_pyramid_shapes_on_odd_sizes():
     assert [tuple(f.shape[-2:]) for f in feats] == [(49, 66), (25, 33), (13, 17), (7, 9), (4, 5)]
 
 
+def test_train_last_levels_selects_the_deep_blocks():
+    net = EfficientNetLite("lite0", pretrained=False)
+    n_params = lambda mods: sum(p.numel() for m in mods for p in m.parameters())  # noqa: E731
+    assert net.train_last_levels(0) == [] and not any(p.requires_grad for p in net.parameters())
+    tuned = net.train_last_levels(1)  # the stride-32 level: the blocks after the stride-16 end
+    assert sum(p.numel() for p in tuned) == n_params(net._blocks[net._level_ends[3] + 1:])
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == sum(p.numel() for p in tuned)
+    every = net.train_last_levels(5)
+    assert sum(p.numel() for p in every) == n_params(net._blocks) and not net._conv_stem.weight.requires_grad
+    with pytest.raises(ValueError):
+        net.train_last_levels(6)
+
+
 def _fake_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A torchvision-format VGG16 state dict with random weights (features.N + classifier.N)."""
     g = torch.Generator().manual_seed(seed)

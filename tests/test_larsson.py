@@ -167,6 +167,13 @@ def test_decode_methods_and_defaults_per_space():
         tiny("rgb")
 
 
+def test_a_recipe_can_choose_the_default_decoder():
+    assert tiny("lab-joint", decode="annealed").default_decode == "annealed"
+    assert tiny("lab-joint").default_decode == "expectation"
+    with pytest.raises(ValueError, match="median"):
+        tiny("lab-joint", decode="median")  # no median of a 2-D histogram
+
+
 @pytest.mark.parametrize("space", ["lab-marginal", "hue-chroma", "lab-joint"])
 def test_sampling_is_reproducible_with_a_generator(space):
     model = tiny(space).eval()
@@ -294,6 +301,32 @@ def test_save_and_load_weights(tmp_path):
         for method in ("expectation", "median"):
             a, b = model.predict_ab(L, method), loaded.predict_ab(L, method)
             assert torch.equal(a, b) if not half else torch.allclose(a, b, atol=0.5)
+
+
+def test_tune_levels_trains_only_the_deep_backbone_levels(tmp_path):
+    model = tiny("lab-joint", tune_levels=2).train()
+    bb = model.backbone
+    first_tuned = bb._level_ends[2] + 1  # the blocks after the stride-8 level
+    L = torch.rand(2, 1, 64, 64) * 100
+    batch = {"L": L, "ab": torch.randn(2, 2, 64, 64) * 20}
+    loss, _ = model.loss(model(L), batch)
+    loss.backward()
+    for i, block in enumerate(bb._blocks):
+        grads = [p.grad for p in block.parameters()]
+        if i < first_tuned:
+            assert all(g is None for g in grads), i
+        else:
+            assert all(g is not None and g.abs().sum() > 0 for g in grads), i
+    assert bb._conv_stem.weight.grad is None
+    assert not bb._bn0.training and not bb._blocks[-1]._bn2.training  # ImageNet statistics kept
+    # the tuned backbone is stored with the head and comes back from the file
+    with torch.no_grad():
+        bb._blocks[-1]._project_conv.weight.add_(0.5)
+    model.eval()
+    path = save_weights(model, tmp_path / "tuned.safetensors", half=False)
+    assert torch.equal(load_weights(path).predict_ab(L[:1]), model.predict_ab(L[:1]))
+    with pytest.raises(ValueError, match="tune_levels"):
+        tiny("lab-joint", tune_levels=1, freeze_backbone=False)
 
 
 def test_configs_share_the_default_budget():

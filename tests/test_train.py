@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from tinct.data import CropDataset, EpochSampler, build_manifest
-from tinct.train import TrainConfig, lr_factor, make_optimizer
+from tinct.train import TrainConfig, lr_factor, make_optimizer, parameter_groups
 
 from conftest import make_photo
 
@@ -124,6 +124,22 @@ def test_optimizers_and_schedules():
     assert lr_factor(0, {"name": "cosine"}, 100, 10) == 1.0 and lr_factor(100, {"name": "cosine"}, 100, 10) == pytest.approx(0)
     with pytest.raises(ValueError):
         make_optimizer(p, {"name": "lion"})
+
+
+def test_backbone_learning_rate_factor():
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Linear(2, 2)
+    model.head = torch.nn.Linear(2, 2)
+    model.backbone.bias.requires_grad_(False)
+    spec = {"name": "adamw", "lr": 1e-3, "backbone_lr_factor": 0.1}
+    opt = make_optimizer(parameter_groups(model, spec), spec)
+    head, body = opt.param_groups
+    assert head["lr"] == 1e-3 and body["lr"] == pytest.approx(1e-4)
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()}
+    assert [id(p) for p in body["params"]] == [id(model.backbone.weight)]  # frozen tensors stay out
+    assert len(parameter_groups(model, {"lr": 1e-3})) == 1
+    with pytest.raises(ValueError):
+        parameter_groups(model, {"backbone_lr_factor": 0})
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

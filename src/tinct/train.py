@@ -86,9 +86,13 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 # ----------------------------------------------------------------------------- pieces
-def make_optimizer(params: list[torch.nn.Parameter], spec: dict[str, Any]) -> torch.optim.Optimizer:
-    """Optimizer from config: adamw | adam | sgd | adadelta (Iizuka et al. use Adadelta)."""
+def make_optimizer(params: list[torch.nn.Parameter] | list[dict[str, Any]], spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """Optimizer from config: adamw | adam | sgd | adadelta (Iizuka et al. use Adadelta).
+
+    ``params`` is a list of parameters or of torch param groups (see ``parameter_groups``).
+    """
     spec = dict(spec)
+    spec.pop("backbone_lr_factor", None)  # consumed by parameter_groups
     name = spec.pop("name", "adamw").lower()
     classes = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
                "adadelta": torch.optim.Adadelta}
@@ -97,6 +101,27 @@ def make_optimizer(params: list[torch.nn.Parameter], spec: dict[str, Any]) -> to
     if "betas" in spec:
         spec["betas"] = tuple(spec["betas"])
     return classes[name](params, **spec)
+
+
+def parameter_groups(model: torch.nn.Module, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's trainable parameters as optimizer groups.
+
+    One group, unless ``spec["backbone_lr_factor"]`` is set: then parameters under ``backbone.``
+    form a second group whose learning rate is the optimizer's times that factor (fine-tuned
+    pretrained layers usually want a smaller step than the freshly initialised head).
+    """
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    factor = spec.get("backbone_lr_factor")
+    if factor is None:
+        return [{"params": [p for _, p in trainable]}]
+    if not factor > 0:
+        raise ValueError(f"backbone_lr_factor must be positive, got {factor}")
+    head = [p for n, p in trainable if not n.startswith("backbone.")]
+    body = [p for n, p in trainable if n.startswith("backbone.")]
+    groups = [{"params": head}]
+    if body:
+        groups.append({"params": body, "lr": float(spec.get("lr", 1e-3)) * float(factor)})
+    return groups
 
 
 def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: int) -> float:
@@ -287,7 +312,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     model = build_model(arch, **model_cfg).to(device)
     model.train()
     params = model.trainable_parameters()
-    optimizer = make_optimizer(params, cfg.optimizer)
+    optimizer = make_optimizer(parameter_groups(model, cfg.optimizer), cfg.optimizer)
     per_rank_batch = max(cfg.batch_size // world, 1)
     steps_per_epoch = max(len(train_set) // (per_rank_batch * world), 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -169,6 +169,25 @@ class EfficientNetLite(nn.Module):
         if pretrained:
             self.load_state_dict(load_lite_state_dict(variant, in_channels, classifier))
 
+    def train_last_levels(self, n: int) -> list[nn.Parameter]:
+        """Freeze everything but the blocks of the last ``n`` pyramid levels; return those parameters.
+
+        n = 0 freezes the whole network; n = 5 trains every block (the stem stays frozen). The
+        deepest levels run at strides 16 and 32, so tuning them costs little backward compute,
+        and autograd records nothing before the first trainable block. BatchNorm statistics are
+        the caller's business (tinct's models keep a frozen backbone in eval mode).
+        """
+        levels = len(self._level_ends)
+        if not 0 <= n <= levels:
+            raise ValueError(f"can train the last 0..{levels} levels, not {n}")
+        self.requires_grad_(False)
+        first = self._level_ends[levels - n - 1] + 1 if n < levels else 0
+        tuned: list[nn.Parameter] = []
+        for block in list(self._blocks)[first:] if n else []:
+            block.requires_grad_(True)
+            tuned.extend(block.parameters())
+        return tuned
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""
         return (x - 0.5) / 0.5

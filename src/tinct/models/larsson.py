@@ -80,6 +80,9 @@ class Larsson(ColorModel):
         backbone_weights: path of the VGG16 weights file (ignored by EfficientNet-Lite).
         pretrained: load the backbone's ImageNet weights (False: random init, for tests).
         freeze_backbone: keep the backbone (and its BatchNorm statistics) fixed.
+        tune_levels: with a frozen EfficientNet-Lite backbone, still train the blocks of its last
+            ``tune_levels`` pyramid levels (BatchNorm statistics stay ImageNet's); 0 = fully frozen.
+            The deep levels run at strides 16 and 32, so this adds little compute.
         hidden: width of the projected hypercolumn and of the head's hidden layer.
         points: pixels sampled per image in training mode.
         out_stride: stride of the dense prediction in eval mode.
@@ -91,6 +94,8 @@ class Larsson(ColorModel):
         lambda_hue: weight lambda_H of the chroma-weighted hue KL; the paper's 5.
         temperature: default temperature of the annealed mean (Zhang et al.'s 0.38).
         eta: chromatic-fading constant; the paper's 0.03.
+        decode: the default decoder (None: the space's, as listed in the module docstring), so a
+            recipe can ship a model that decodes, say, by the annealed mean.
     """
 
     head_kind = "histogram"
@@ -98,13 +103,14 @@ class Larsson(ColorModel):
 
     def __init__(self, space: str = "hue-chroma", backbone: str = "efficientnet_lite0",
                  backbone_weights: str | None = None, pretrained: bool = True, freeze_backbone: bool = True,
-                 hidden: int = 256, points: int = 256, out_stride: int = 4, global_context: bool = True,
+                 tune_levels: int = 0, hidden: int = 256, points: int = 256, out_stride: int = 4, global_context: bool = True,
                  marginal_bins: int = 32, joint_bins: int = 16, sigma: float = 25.0, lambda_hue: float = 5.0,
-                 temperature: float = 0.38, eta: float = 0.03):
+                 temperature: float = 0.38, eta: float = 0.03, decode: str | None = None):
         super().__init__(space=space, backbone=backbone, backbone_weights=backbone_weights, pretrained=pretrained,
-                         freeze_backbone=freeze_backbone, hidden=hidden, points=points, out_stride=out_stride,
+                         freeze_backbone=freeze_backbone, tune_levels=tune_levels, hidden=hidden, points=points, out_stride=out_stride,
                          global_context=global_context, marginal_bins=marginal_bins, joint_bins=joint_bins,
-                         sigma=sigma, lambda_hue=lambda_hue, temperature=temperature, eta=eta)
+                         sigma=sigma, lambda_hue=lambda_hue, temperature=temperature, eta=eta,
+                         decode=decode)
         if space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
         if points < 1 or out_stride < 1 or hidden < 1:
@@ -116,6 +122,11 @@ class Larsson(ColorModel):
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)
+        if tune_levels:
+            if not (freeze_backbone and hasattr(self.backbone, "train_last_levels")):
+                raise ValueError("tune_levels needs freeze_backbone and an EfficientNet-Lite backbone")
+            self.backbone.train_last_levels(tune_levels)
+        self.tune_levels = tune_levels
 
         # Bin layouts are derived from the config, so they are not saved with the weights.
         k = marginal_bins
@@ -137,6 +148,10 @@ class Larsson(ColorModel):
             self.groups = (k, k)                            # chroma, hue
             self.decode_methods = HUE_CHROMA_METHODS
             self.default_decode = "median"
+        if decode is not None:
+            if decode not in self.decode_methods:
+                raise ValueError(f"space {space!r} decodes with {', '.join(self.decode_methods)}; got {decode!r}")
+            self.default_decode = decode
         self.register_buffer("edges", edges, persistent=False)              # (K+1,) per axis
         self.register_buffer("centers", centers, persistent=False)          # (K,) per axis
         self.register_buffer("median_edges", bins.bounded_edges(edges, centers), persistent=False)
@@ -158,7 +173,7 @@ class Larsson(ColorModel):
         (64 for the marginal spaces, 256 for lab-joint); softmax is applied per histogram later.
         """
         gray = gray_rgb_from_l(L)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (self.tune_levels > 0 or not self.freeze_backbone)):
             feats = self.backbone(gray)
         B, _, H, W = L.shape
         if self.training:
