@@ -215,6 +215,29 @@ def test_training_writes_figures_curves_and_weights(dataset, tmp_path):
     assert np.isfinite(model.metadata["metrics"]["val_loss"])
 
 
+def test_init_continues_from_weights_and_refuses_another_model(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from tinct.train import train
+    from tinct.weights import load_weights
+
+    first = train(TrainConfig.from_dict(tiny_config(dataset, max_steps=4)), tmp_path / "a", progress=False)
+    # zero steps of the continuation (max_steps=0 is not allowed): one step at lr 0 keeps the weights
+    cont = tiny_config(dataset, max_steps=1, init=str(first), optimizer={"name": "sgd", "lr": 0.0})
+    second = train(TrainConfig.from_dict(cont), tmp_path / "b", progress=False)
+    a, b = load_file(str(first)), load_file(str(second))
+    learned = [k for k in a if "prior" not in k and "running" not in k and "num_batches" not in k]
+    assert learned and all(torch.equal(a[k], b[k]) for k in learned)
+    meta = load_weights(second).metadata
+    assert meta["init"]["steps"] == 4 and meta["total_steps"] == 5
+    third = train(TrainConfig.from_dict(tiny_config(dataset, max_steps=2, init=str(second))), tmp_path / "c",
+                  progress=False)
+    assert load_weights(third).metadata["total_steps"] == 7  # counts across every continuation
+    other = tiny_config(dataset, init=str(first), model={"arch": "hypercolumns", "pretrained": False, "hidden": 16})
+    with pytest.raises(ValueError, match="hidden"):
+        train(TrainConfig.from_dict(other), tmp_path / "d", progress=False)
+
+
 def test_bad_config_is_a_clear_error(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("nmae: x\n")

@@ -206,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.data:
         cfg.data = {**cfg.data, "roots": args.data, "labels_csv": None}
+    if args.init:
+        cfg.init = args.init
     run_dir = Path(args.out or Path("runs") / cfg.name)
     final = train(cfg, run_dir, resume=args.resume, max_steps=args.max_steps, device=args.device,
                   progress=not args.quiet)
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     t.add_argument("--max-steps", type=int, help="stop after this many steps (overrides the config)")
+    t.add_argument("--init", metavar="WEIGHTS", default=None,
+                   help="start from these weights (shipped name or .safetensors of the same model) instead "
+                        "of a fresh network: fine-tune a shipped model, or continue a finished run")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=cmd_train)

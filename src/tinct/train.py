@@ -68,6 +68,7 @@ class TrainConfig:
     figure_images: int = 6
     checkpoint_every: int = 200
     keep_last: int = 3
+    init: str | None = None         # start from these weights (shipped name or .safetensors), see init_from
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -122,6 +123,32 @@ def parameter_groups(model: torch.nn.Module, spec: dict[str, Any]) -> list[dict[
     if body:
         groups.append({"params": body, "lr": float(spec.get("lr", 1e-3)) * float(factor)})
     return groups
+
+
+def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
+    """Load the tensors of ``weights`` (a shipped model name or a .safetensors file) into ``model``.
+
+    The file must hold the same architecture with the same model config (``pretrained`` aside),
+    so that training continues the same network: a longer run split across sessions, or a
+    shipped model fine-tuned on your photos. Optimizer state and schedule start afresh (the
+    file has neither). Returns what the run's metadata records: the source's name, steps and
+    total_steps (its own ``total_steps`` when it was itself continued).
+    """
+    from .weights import load_weights, resolve
+
+    path = resolve(weights)
+    source = load_weights(path)
+    same = {k: v for k, v in source.config.items() if k != "pretrained"}
+    want = {k: v for k, v in model.config.items() if k != "pretrained"}
+    if source.arch != model.arch or same != want:
+        diff = sorted(k for k in set(same) | set(want) if same.get(k) != want.get(k))
+        raise ValueError(f"cannot start from {path}: it is {source.arch!r} with another model config "
+                         f"({', '.join(diff) or 'arch'} differ); init needs the recipe's own model")
+    model.load_state_dict(source.state_dict())
+    meta = source.metadata
+    steps = int(meta.get("steps", 0))
+    return {"weights": str(weights), "name": meta.get("name"), "steps": steps,
+            "total_steps": int(meta.get("total_steps", steps))}
 
 
 def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: int) -> float:
@@ -319,8 +346,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         optimizer, lambda s: lr_factor(s, cfg.schedule, max_steps, steps_per_epoch))
 
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
+    ckpt_path = latest_checkpoint(run_dir) if resume else None
+    origin = init_from(model, cfg.init) if cfg.init else None
     if resume:
-        ckpt_path = latest_checkpoint(run_dir)
         if ckpt_path is None:
             log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
         else:
@@ -429,6 +457,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                      "crop": cfg.size, "resize": cfg.resize},
             "steps": step, "images_seen": step * per_rank_batch * world, "train_seconds": round(elapsed, 1),
             "world_size": world, "metrics": last_vals, "recipe": cfg.__dict__,
+            **({"init": origin, "total_steps": origin["total_steps"] + step} if origin else {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         save_weights(model, final, meta)
