@@ -90,6 +90,9 @@ def test_traits_name_what_a_model_is():
     assert traits({"arch": "larsson", "config": {"backbone": "efficientnet_lite0", "space": "hue-chroma"}}) == \
         "larsson (efficientnet_lite0, hue-chroma)"
     assert traits({"arch": "unet", "config": {}}) == "unet (-)"
+    assert traits({"arch": "larsson", "config": {"backbone": "efficientnet_lite1", "space": "lab-joint",
+                                                 "tune_levels": 2}}) == \
+        "larsson (efficientnet_lite1, lab-joint, last 2 levels tuned)"
 
 
 def test_console_script_help():

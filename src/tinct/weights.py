@@ -98,6 +98,8 @@ def traits(meta: dict[str, Any]) -> str:
     """A weights file's metadata -> "arch (backbone, head, ...)": what the model is, in a few words."""
     cfg = meta.get("config", {})
     parts = [str(cfg[k]) for k in ("backbone", "low_level", "head", "space") if cfg.get(k)]
+    if cfg.get("tune_levels"):
+        parts.append(f"last {cfg['tune_levels']} levels tuned")
     if cfg.get("global_features") is False:
         parts.append("no global features")
     return f"{meta.get('arch', '?')} ({', '.join(parts) or '-'})"
