@@ -139,7 +139,9 @@ def test_backbone_learning_rate_factor():
     assert [id(p) for p in body["params"]] == [id(model.backbone.weight)]  # frozen tensors stay out
     assert len(parameter_groups(model, {"lr": 1e-3})) == 1
     with pytest.raises(ValueError):
-        parameter_groups(model, {"backbone_lr_factor": 0})
+        parameter_groups(model, {"lr": 1e-3, "backbone_lr_factor": 0})
+    with pytest.raises(ValueError, match="lr"):
+        parameter_groups(model, {"name": "adadelta", "backbone_lr_factor": 0.1})
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

@@ -117,11 +117,13 @@ def parameter_groups(model: torch.nn.Module, spec: dict[str, Any]) -> list[dict[
         return [{"params": [p for _, p in trainable]}]
     if not factor > 0:
         raise ValueError(f"backbone_lr_factor must be positive, got {factor}")
+    if "lr" not in spec:
+        raise ValueError("backbone_lr_factor needs the optimizer's lr in the recipe")
     head = [p for n, p in trainable if not n.startswith("backbone.")]
     body = [p for n, p in trainable if n.startswith("backbone.")]
     groups = [{"params": head}]
     if body:
-        groups.append({"params": body, "lr": float(spec.get("lr", 1e-3)) * float(factor)})
+        groups.append({"params": body, "lr": float(spec["lr"]) * float(factor)})
     return groups
 
 

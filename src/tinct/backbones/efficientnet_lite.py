@@ -173,8 +173,9 @@ class EfficientNetLite(nn.Module):
         """Freeze everything but the blocks of the last ``n`` pyramid levels; return those parameters.
 
         n = 0 freezes the whole network; n = 5 trains every block (the stem stays frozen). The
-        deepest levels run at strides 16 and 32, so tuning them costs little backward compute,
-        and autograd records nothing before the first trainable block. BatchNorm statistics are
+        deepest levels run at strides 16 and 32 and autograd records nothing before the first
+        trainable block, yet on a CPU the backward through their depthwise convolutions is slow
+        (two tuned Lite1 levels halved training throughput). BatchNorm statistics are
         the caller's business (tinct's models keep a frozen backbone in eval mode).
         """
         levels = len(self._level_ends)

@@ -82,7 +82,8 @@ class Larsson(ColorModel):
         freeze_backbone: keep the backbone (and its BatchNorm statistics) fixed.
         tune_levels: with a frozen EfficientNet-Lite backbone, still train the blocks of its last
             ``tune_levels`` pyramid levels (BatchNorm statistics stay ImageNet's); 0 = fully frozen.
-            The deep levels run at strides 16 and 32, so this adds little compute.
+            They run at strides 16 and 32, yet backward through their depthwise convolutions is
+            slow on a CPU: two tuned Lite1 levels halved training throughput (docs/experiments.md).
         hidden: width of the projected hypercolumn and of the head's hidden layer.
         points: pixels sampled per image in training mode.
         out_stride: stride of the dense prediction in eval mode.
