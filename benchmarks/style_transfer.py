@@ -32,13 +32,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 JND = 2.3  # CIE76 just-noticeable difference (Sharma 2003)
 
 
-def lab_of(truth_u8) -> torch.Tensor:
-    """(S,S,3) uint8 -> Lab (1,3,S,S)."""
-    from tinct.color import rgb_to_lab
-
-    return rgb_to_lab(torch.from_numpy(truth_u8).permute(2, 0, 1).float().div(255).unsqueeze(0))
-
-
 def pair_stats(ab_own: torch.Tensor, ab_styled: torch.Tensor, ref_ab_mean: torch.Tensor) -> tuple[float, float]:
     """ab_own, ab_styled (1,2,H,W); ref_ab_mean (2,) -> (mean CIE76 shift, cosine toward the reference)."""
     diff = ab_styled - ab_own
@@ -62,15 +55,16 @@ def references(folder: Path) -> list[Path]:
 
 
 def measure(model_name: str, photos: list[dict], refs: list[tuple[str, torch.Tensor]]) -> list[dict]:
-    """-> one dict per reference: name, shift, p95 (of the per-pair shifts), visible (%), toward."""
+    """-> one dict per reference: name, shift (mean), max (of the per-pair shifts), visible (%), toward."""
     import tinct
+    from tinct.evaluate import lab_of_u8
 
     model = tinct.load_model(model_name)
     if "style_L" not in model.forward_options:
         raise SystemExit(f"{model_name} has no global features to borrow")
     rows = []
     with torch.no_grad():
-        owns = [(lab[:, :1], model.predict_ab(lab[:, :1])) for lab in (lab_of(p["truth"]) for p in photos)]
+        owns = [(lab[:, :1], model.predict_ab(lab[:, :1])) for lab in (lab_of_u8(p["truth"]) for p in photos)]
         for name, ref_lab in refs:
             ref_mean = ref_lab[0, 1:].mean(dim=(1, 2))
             stats = [pair_stats(ab, model.predict_ab(L, style_L=ref_lab[:, :1]), ref_mean) for L, ab in owns]
@@ -106,16 +100,10 @@ def main() -> None:
         if not folder.is_dir():
             sys.exit(f"{folder} not found: this benchmark needs the shared data (see ../shared/data/README.md)")
     torch.set_num_threads(2)
-    import numpy as np
-
-    from tinct.evaluate import center_square, load_eval_set
-    from tinct.io import read_image
+    from tinct.evaluate import lab_of_u8, load_eval_set, square_photo
 
     photos = load_eval_set([args.photos], args.size)
-    refs = []
-    for f in references(args.references):
-        u8 = (np.clip(read_image(f).rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
-        refs.append((f"{f.parent.name}/{f.name}", lab_of(center_square(u8, args.size))))
+    refs = [(f"{f.parent.name}/{f.name}", lab_of_u8(square_photo(f, args.size))) for f in references(args.references)]
     blocks = []
     for name in args.model or ["iizuka", "iizuka-lite0"]:
         text = table(name, measure(name, photos, refs), len(photos))

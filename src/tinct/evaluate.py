@@ -68,15 +68,16 @@ def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None
         items = [items[int(i * len(items) / limit)] for i in range(limit)]
     if not items:
         raise ValueError(f"no photos found in {', '.join(map(str, folders))}")
-    out = []
-    for f, label, name in items:
-        img = tio.read_image(f)
-        u8 = (np.clip(img.rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
-        out.append({"name": name, "truth": center_square(u8, size), "label": label})
-    return out
+    return [{"name": name, "truth": square_photo(f, size), "label": label} for f, label, name in items]
 
 
-def _lab_of(u8: np.ndarray) -> torch.Tensor:
+def square_photo(path: str | Path, size: int) -> np.ndarray:
+    """A photo file -> its central square resized to (size,size,3) uint8, as the evaluation sees it."""
+    return center_square(_u8(tio.read_image(path).rgb), size)
+
+
+def lab_of_u8(u8: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 sRGB -> Lab (1,3,H,W)."""
     return rgb_to_lab(torch.from_numpy(u8).permute(2, 0, 1).float().div(255).unsqueeze(0))
 
 
@@ -109,7 +110,7 @@ class _Runner:
         if self.kind == "truth":
             return truth
         if self.kind == "gray":
-            lab = _lab_of(truth)
+            lab = lab_of_u8(truth)
             lab[:, 1:] = 0
             return _u8(lab_to_rgb(lab)[0].permute(1, 2, 0))
         options = {}

@@ -147,7 +147,17 @@ def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
         raise ValueError(f"cannot start from {path}: it is {source.arch!r} with another model config "
                          f"({', '.join(diff) or 'arch'} differ); init needs the recipe's own model")
     model.load_state_dict(source.state_dict())
-    meta = source.metadata
+    return init_origin(weights, source.metadata)
+
+
+def init_origin(weights: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a run started from ``weights`` records: name, steps and total_steps of the source.
+
+    ``meta`` is the source's metadata when already read (else its file header is read).
+    """
+    from .weights import read_metadata, resolve
+
+    meta = meta if meta is not None else read_metadata(resolve(weights))
     steps = int(meta.get("steps", 0))
     return {"weights": str(weights), "name": meta.get("name"), "steps": steps,
             "total_steps": int(meta.get("total_steps", steps))}
@@ -349,7 +359,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
 
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
     ckpt_path = latest_checkpoint(run_dir) if resume else None
-    origin = init_from(model, cfg.init) if cfg.init else None
+    origin = None
+    if cfg.init:  # a resumed run's checkpoint already holds the weights it started from: only record them
+        origin = init_origin(cfg.init) if ckpt_path else init_from(model, cfg.init)
     if resume:
         if ckpt_path is None:
             log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)

@@ -182,12 +182,10 @@ class EfficientNetLite(nn.Module):
         if not 0 <= n <= levels:
             raise ValueError(f"can train the last 0..{levels} levels, not {n}")
         self.requires_grad_(False)
-        first = self._level_ends[levels - n - 1] + 1 if n < levels else 0
-        tuned: list[nn.Parameter] = []
-        for block in list(self._blocks)[first:] if n else []:
-            block.requires_grad_(True)
-            tuned.extend(block.parameters())
-        return tuned
+        first = self._level_ends[levels - n - 1] + 1 if n < levels else 0  # n = 0: past the last block
+        tuned = self._blocks[first:]
+        tuned.requires_grad_(True)
+        return list(tuned.parameters())
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""
