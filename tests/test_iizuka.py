@@ -313,9 +313,10 @@ def test_configs(tmp_path):
     budget = ("size", "resize", "batch_size", "max_steps")  # the three iizuka runs' own
     cfgs = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("iizuka*.yaml"))}
     long = cfgs.pop("iizuka-lite0-long")  # iizuka-lite0 continued, for style transfer
-    own = ("name", "description", "max_steps", "val_every", "init")
+    own = ("name", "description", "max_steps", "val_every", "checkpoint_every", "init", "optimizer")
     assert {k: v for k, v in long.items() if k not in own} == {k: v for k, v in cfgs["iizuka-lite0"].items() if k not in own}
     assert long["init"] == "iizuka-lite0" and long["max_steps"] > cfgs["iizuka-lite0"]["max_steps"]
+    assert long["optimizer"]["name"] == "adamw"  # Adadelta barely trains the global path in a CPU sitting
     assert set(cfgs) == {"iizuka", "iizuka-lite0", "iizuka-noglobal"}
     for name, cfg in cfgs.items():
         TrainConfig.from_dict(cfg)
