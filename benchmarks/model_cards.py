@@ -39,6 +39,8 @@ def table() -> str:
         with safe_open(str(path), "pt") as f:
             stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         budget = f"{recipe.get('max_steps', meta.get('steps'))} x {recipe.get('batch_size', '?')} x {recipe.get('size', '?')}"
+        if meta.get("init"):  # continued from other weights: say which, the budget is this run's own
+            budget = f"`{meta['init'].get('name', '?')}` + {budget}"
         rows.append(
             f"| `{name}` | `configs/{config_of.get(recipe.get('name', name), '?')}` | {budget} | {meta.get('images_seen', 0):,} | "
             f"{meta.get('train_seconds', 0) / 60:.0f} min | {meta.get('world_size', 1)} | "

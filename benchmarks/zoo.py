@@ -47,7 +47,7 @@ def main() -> None:
     from readme_block import rewrite_block
 
     from tinct import Colorizer, load_model
-    from tinct.weights import read_metadata, shipped_weights, traits
+    from tinct.weights import read_metadata, shipped_weights, traits, training_length
 
     from eccv16_reference import ECCV16Reference
     from speed import median_ms
@@ -75,7 +75,7 @@ def main() -> None:
         what = {"gray": "baseline: a = b = 0", "truth": "ground truth"}.get(spec)
         if what is None:
             meta = read_metadata(files[spec])
-            what = f"{traits(meta)}, {meta.get('steps', '?')} steps"
+            what = f"{traits(meta)}, {training_length(meta)}"
         t1 = top1.get(spec)
         rec = (100 * (t1 - t_gray) / (t_true - t_gray)) if t1 is not None and t_true != t_gray else None
         ms = speed.get(spec)

@@ -95,6 +95,14 @@ def test_traits_name_what_a_model_is():
         "larsson (efficientnet_lite1, lab-joint, last 2 levels tuned)"
 
 
+def test_training_length_counts_the_steps_of_the_init_weights():
+    from tinct.weights import training_length
+
+    assert training_length({"steps": 1200}) == "1200 steps"
+    assert training_length({"steps": 2600, "total_steps": 3100, "init": {"name": "iizuka-lite0", "steps": 500}}) == \
+        "3100 steps (2600 after iizuka-lite0)"
+
+
 def test_console_script_help():
     r = subprocess.run([sys.executable, "-m", "tinct.cli", "colorize", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--render-size" in r.stdout

@@ -180,7 +180,7 @@ def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> 
 # ----------------------------------------------------------------------------- others
 def cmd_models(args: argparse.Namespace) -> int:
     from . import list_models
-    from .weights import traits
+    from .weights import training_length, traits
 
     info = list_models()
     print("Shipped weights (use with --model NAME):")
@@ -193,7 +193,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         seen[key] = name
         m = meta.get("metrics", {})
         quality = ", ".join(f"{k}={v:.2f}" for k, v in m.items() if isinstance(v, (int, float)))
-        print(f"  {name:<30} {traits(meta)} {meta.get('steps', '?')} steps; {quality}")
+        print(f"  {name:<30} {traits(meta)} {training_length(meta)}; {quality}")
     print("Architectures (train with `tinct train configs/...yaml`):")
     for a in info["architectures"]:
         print(f"  {a}")
