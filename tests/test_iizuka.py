@@ -371,7 +371,7 @@ def test_onnx_export_matches_pytorch(tmp_path):
     assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=0.2)
 
 
-@pytest.mark.parametrize("name", ["iizuka", "iizuka-lite0", "iizuka-noglobal"])
+@pytest.mark.parametrize("name", ["iizuka", "iizuka-lite0", "iizuka-lite0-long", "iizuka-noglobal"])
 def test_shipped_models_colorize_several_sizes_from_the_cli(name, tmp_path):
     """The shipped weights, through `tinct colorize`: square, wide, tall and odd sizes keep their size."""
     sizes = [(64, 64), (45, 160), (150, 37), (33, 47)]
