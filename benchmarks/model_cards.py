@@ -23,7 +23,7 @@ def table() -> str:
     import yaml
     from safetensors import safe_open
 
-    from tinct.weights import read_metadata, shipped_weights
+    from tinct.weights import read_metadata, shipped_weights, started_from
 
     rows = ["| model | recipe | budget (steps x batch x crop^2) | images seen | compute | processes | "
             "val loss | val AuC | val PSNR | other val | stored params | file |",
@@ -39,8 +39,8 @@ def table() -> str:
         with safe_open(str(path), "pt") as f:
             stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         budget = f"{recipe.get('max_steps', meta.get('steps'))} x {recipe.get('batch_size', '?')} x {recipe.get('size', '?')}"
-        if meta.get("init"):  # continued from other weights: say which, the budget is this run's own
-            budget = f"`{meta['init'].get('name', '?')}` + {budget}"
+        if source := started_from(meta):  # continued from other weights: say which; the budget is this run's own
+            budget = f"`{source}` + {budget}"
         rows.append(
             f"| `{name}` | `configs/{config_of.get(recipe.get('name', name), '?')}` | {budget} | {meta.get('images_seen', 0):,} | "
             f"{meta.get('train_seconds', 0) / 60:.0f} min | {meta.get('world_size', 1)} | "

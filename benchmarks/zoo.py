@@ -47,7 +47,7 @@ def main() -> None:
     from readme_block import rewrite_block
 
     from tinct import Colorizer, load_model
-    from tinct.weights import read_metadata, shipped_weights, traits, training_length
+    from tinct.weights import read_metadata, shipped_weights, training_length, traits
 
     from eccv16_reference import ECCV16Reference
     from speed import median_ms

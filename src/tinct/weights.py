@@ -105,14 +105,20 @@ def traits(meta: dict[str, Any]) -> str:
     return f"{meta.get('arch', '?')} ({', '.join(parts) or '-'})"
 
 
+def started_from(meta: dict[str, Any]) -> str | None:
+    """A weights file's metadata -> the model its run started from (``tinct train --init``), or None."""
+    init = meta.get("init")
+    return (init.get("name") or init.get("weights") or "?") if init else None
+
+
 def training_length(meta: dict[str, Any]) -> str:
     """A weights file's metadata -> "1200 steps", or "3100 steps (2600 after iizuka-lite0)" for a run
     that started from other weights (``tinct train --init``)."""
     steps = meta.get("steps", "?")
-    init = meta.get("init")
-    if not init or "total_steps" not in meta:
+    source = started_from(meta)
+    if source is None or "total_steps" not in meta:
         return f"{steps} steps"
-    return f"{meta['total_steps']} steps ({steps} after {init.get('name') or init.get('weights', '?')})"
+    return f"{meta['total_steps']} steps ({steps} after {source})"
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
