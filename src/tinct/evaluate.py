@@ -13,7 +13,8 @@ Protocol (stated in every report):
   5. speed: wall time per image of the in-memory colorization at SIZE (no file I/O).
 
 Built-in baselines: ``gray`` (a = b = 0) and ``truth`` (the ground truth itself).
-A model spec may carry a decoder: ``default@expectation``.
+A model spec may carry a decoder: ``default@expectation``, and the annealed mean its
+temperature: ``larsson-lab-joint@annealed:0.6`` (``parse_spec``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from . import io as tio
 from . import metrics as M
 from .color import lab_to_rgb, rgb_to_lab
 
-__all__ = ["evaluate", "load_eval_set", "IMAGENETTE_WNIDS", "BASELINES"]
+__all__ = ["evaluate", "load_eval_set", "parse_spec", "IMAGENETTE_WNIDS", "BASELINES"]
 
 BASELINES = ("gray", "truth")
 # The ten imagenette classes: WordNet id -> ImageNet-1k class index.
@@ -86,12 +87,33 @@ def _u8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def parse_spec(spec: str) -> tuple[str, str | None, dict[str, float]]:
+    """``"name[@method[:temperature]]"`` -> (name, method or None, decode options).
+
+    >>> parse_spec("larsson-lab-joint@annealed:0.6")
+    ('larsson-lab-joint', 'annealed', {'temperature': 0.6})
+    """
+    name, _, method = spec.partition("@")
+    method, _, value = method.partition(":")
+    options: dict[str, float] = {}
+    if value:
+        if method != "annealed":
+            raise ValueError(f"{spec!r}: only the annealed decoder takes a value (its temperature)")
+        try:
+            options["temperature"] = float(value)
+        except ValueError:
+            raise ValueError(f"{spec!r}: the temperature must be a number, got {value!r}") from None
+        if not options["temperature"] > 0:
+            raise ValueError(f"{spec!r}: the temperature must be positive")
+    return name, method or None, options
+
+
 class _Runner:
     """Wraps a model spec into ``run(truth_u8) -> colorized uint8``."""
 
     def __init__(self, spec: str, render_size: int, decode: str | None, backend: str = "torch"):
         self.spec = spec
-        name, _, method = spec.partition("@")
+        name, method, options = parse_spec(spec)
         self.kind = name if name in BASELINES else "model"
         self.colorizer = None
         self.generator: torch.Generator | None = None
@@ -100,9 +122,11 @@ class _Runner:
             from .pipeline import Colorizer
 
             model = load_backend(name, backend) if backend != "torch" else name
-            self.colorizer = Colorizer(model, render_size=render_size, method=method or decode)
+            self.colorizer = Colorizer(model, render_size=render_size, method=method or decode, **options)
             meta = getattr(self.colorizer.model, "metadata", {})
-            self.description = f"{meta.get('arch', '?')} ({meta.get('name', name)}), decode={self.colorizer.method}"
+            temperature = f" (T = {options['temperature']:g})" if options else ""
+            self.description = (f"{meta.get('arch', '?')} ({meta.get('name', name)}), "
+                                f"decode={self.colorizer.method}{temperature}")
         else:
             self.description = "a = b = 0" if name == "gray" else "ground truth"
 
