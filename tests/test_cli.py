@@ -78,8 +78,8 @@ def test_models_lists_architectures(capsys):
     assert run("models") == 0
     out = capsys.readouterr().out
     assert "hypercolumns" in out
-    assert "hypercolumns (efficientnet_lite0, histogram) 1200 steps" in out  # the shipped default's line
-    assert "default                        alias of tinct-lite0-hc" in out
+    assert "larsson (efficientnet_lite2, lab-joint) 3600 steps" in out  # the shipped default's line
+    assert "default                        alias of tinct-lite2-joint" in out
 
 
 def test_traits_name_what_a_model_is():

@@ -308,7 +308,7 @@ def test_cli_colorizes_with_a_style_reference(iizuka_files, tmp_path, capsys):
 
 
 def test_configs(tmp_path):
-    default = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    default = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
     shared = ("data", "schedule", "grad_clip", "seed", "workers")  # as every recipe
     budget = ("size", "resize", "batch_size", "max_steps")  # the three iizuka runs' own
     cfgs = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("iizuka*.yaml"))}

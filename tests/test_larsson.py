@@ -329,8 +329,8 @@ def test_tune_levels_trains_only_the_deep_backbone_levels(tmp_path):
         tiny("lab-joint", tune_levels=1, freeze_backbone=False)
 
 
-def test_configs_share_the_default_budget():
-    default = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+def test_configs_share_the_lite0_budget():
+    default = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
     shared = ("data", "size", "resize", "batch_size", "max_steps", "optimizer", "schedule", "grad_clip", "seed")
     found = {}
     for path in sorted((ROOT / "configs").glob("larsson-*.yaml")):
@@ -413,3 +413,16 @@ def test_smoke_training_through_the_trainer(tmp_path):
     model = load_weights(final)
     assert model.arch == "larsson" and model.metadata["steps"] == 30
     assert model.predict_ab(torch.rand(1, 1, 33, 45) * 100).shape == (1, 2, 33, 45)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_onnx_export_matches_pytorch(space, tmp_path):
+    """`tinct colorize` runs the default (a Larsson model) through onnxruntime when it is installed."""
+    pytest.importorskip("onnxruntime")
+    from tinct.export import OnnxColorModel, export_onnx
+
+    model = tiny(space, backbone="efficientnet_lite2", global_context=True).eval()
+    path = export_onnx(model, tmp_path / f"{space}.onnx")  # verifies against PyTorch at another size
+    onnx_model = OnnxColorModel(path, model, threads=1)
+    L = torch.rand(1, 1, 40, 72) * 100
+    assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=0.2)

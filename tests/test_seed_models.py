@@ -312,7 +312,7 @@ def test_recipes_parse_and_build(name, vgg_file):
         assert (cfg.size, cfg.resize, cfg.batch_size, cfg.max_steps) == (192, 224, 24, 600)  # 20 epochs of 728
         assert model.head_kind == "regression" and model.squeeze[2].kernel_size == (1, 1)
     else:
-        default = load_config(ROOT / "configs" / "default.yaml")
+        default = load_config(ROOT / "configs" / "tinct-lite0-hc.yaml")
         assert cfg.data == default.data
         budget = (cfg.size, cfg.resize, cfg.batch_size, cfg.max_steps)
         if name in SEED_003:  # the from-scratch nets share their own, smaller budget (see the configs)
