@@ -24,6 +24,15 @@ def make_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (img * 255).astype(np.uint8)
 
 
+def assert_onnx_matches_pytorch(model, path: Path, L: torch.Tensor, atol: float = 0.2) -> None:
+    """Export ``model`` to ``path`` (export_onnx itself checks another size) and compare predict_ab on L (B,1,H,W)."""
+    pytest.importorskip("onnxruntime")
+    from tinct.export import OnnxColorModel, export_onnx
+
+    onnx_model = OnnxColorModel(export_onnx(model, path), model, threads=1)
+    assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=atol)
+
+
 def fit(model, batch: dict, steps: int, lr: float) -> tuple[float, float, dict]:
     """Adam on one fixed batch through the model contract -> (first loss, last loss, last logs)."""
     opt = torch.optim.Adam(model.trainable_parameters(), lr=lr)

@@ -22,7 +22,7 @@ from tinct.models.iizuka import AB_SCALE, GLOBAL_SIZE
 from tinct.train import TrainConfig, train
 from tinct.weights import load_weights, save_weights
 
-from conftest import fit, make_photo
+from conftest import assert_onnx_matches_pytorch, fit, make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 W = 0.125  # every layer at 1/8 of the paper's width: 0.7 M parameters
@@ -308,7 +308,7 @@ def test_cli_colorizes_with_a_style_reference(iizuka_files, tmp_path, capsys):
 
 
 def test_configs(tmp_path):
-    default = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
+    lite0 = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
     shared = ("data", "schedule", "grad_clip", "seed", "workers")  # as every recipe
     budget = ("size", "resize", "batch_size", "max_steps")  # the three iizuka runs' own
     cfgs = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("iizuka*.yaml"))}
@@ -320,7 +320,7 @@ def test_configs(tmp_path):
     assert set(cfgs) == {"iizuka", "iizuka-lite0", "iizuka-noglobal"}
     for name, cfg in cfgs.items():
         TrainConfig.from_dict(cfg)
-        assert all(cfg[k] == default[k] for k in shared), name
+        assert all(cfg[k] == lite0[k] for k in shared), name
         assert [cfg[k] for k in budget] == [224, 256, 16, 500], name  # one low-level pass at 224^2
         assert cfg["optimizer"] == {"name": "adadelta", "lr": 1.0}
         model_cfg = dict(cfg["model"])
@@ -361,14 +361,7 @@ def test_smoke_training_through_the_trainer(tmp_path):
 
 
 def test_onnx_export_matches_pytorch(tmp_path):
-    pytest.importorskip("onnxruntime")
-    from tinct.export import OnnxColorModel, export_onnx
-
-    model = tiny()
-    path = export_onnx(model, tmp_path / "iizuka.onnx")  # verifies against PyTorch at another size
-    onnx_model = OnnxColorModel(path, model, threads=1)
-    L = torch.rand(1, 1, 40, 48) * 100
-    assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=0.2)
+    assert_onnx_matches_pytorch(tiny(), tmp_path / "iizuka.onnx", torch.rand(1, 1, 40, 48) * 100)
 
 
 @pytest.mark.parametrize("name", ["iizuka", "iizuka-lite0", "iizuka-lite0-long", "iizuka-noglobal"])

@@ -21,7 +21,7 @@ from tinct.models import build_model
 from tinct.train import TrainConfig, train
 from tinct.weights import load_weights, save_weights
 
-from conftest import fit, make_photo
+from conftest import assert_onnx_matches_pytorch, fit, make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ("lab-marginal", "lab-joint", "hue-chroma")
@@ -330,13 +330,13 @@ def test_tune_levels_trains_only_the_deep_backbone_levels(tmp_path):
 
 
 def test_configs_share_the_lite0_budget():
-    default = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
+    lite0 = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
     shared = ("data", "size", "resize", "batch_size", "max_steps", "optimizer", "schedule", "grad_clip", "seed")
     found = {}
     for path in sorted((ROOT / "configs").glob("larsson-*.yaml")):
         cfg = yaml.safe_load(path.read_text())
         TrainConfig.from_dict(cfg)
-        assert all(cfg[k] == default[k] for k in shared), path
+        assert all(cfg[k] == lite0[k] for k in shared), path
         model_cfg = dict(cfg["model"])
         assert model_cfg.pop("arch") == "larsson"
         found[path.stem] = build_model("larsson", **{**model_cfg, "pretrained": False, "hidden": 8})
@@ -418,11 +418,5 @@ def test_smoke_training_through_the_trainer(tmp_path):
 @pytest.mark.parametrize("space", SPACES)
 def test_onnx_export_matches_pytorch(space, tmp_path):
     """`tinct colorize` runs the default (a Larsson model) through onnxruntime when it is installed."""
-    pytest.importorskip("onnxruntime")
-    from tinct.export import OnnxColorModel, export_onnx
-
     model = tiny(space, backbone="efficientnet_lite2", global_context=True).eval()
-    path = export_onnx(model, tmp_path / f"{space}.onnx")  # verifies against PyTorch at another size
-    onnx_model = OnnxColorModel(path, model, threads=1)
-    L = torch.rand(1, 1, 40, 72) * 100
-    assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=0.2)
+    assert_onnx_matches_pytorch(model, tmp_path / f"{space}.onnx", torch.rand(1, 1, 40, 72) * 100)

@@ -312,15 +312,15 @@ def test_recipes_parse_and_build(name, vgg_file):
         assert (cfg.size, cfg.resize, cfg.batch_size, cfg.max_steps) == (192, 224, 24, 600)  # 20 epochs of 728
         assert model.head_kind == "regression" and model.squeeze[2].kernel_size == (1, 1)
     else:
-        default = load_config(ROOT / "configs" / "tinct-lite0-hc.yaml")
-        assert cfg.data == default.data
+        lite0 = load_config(ROOT / "configs" / "tinct-lite0-hc.yaml")
+        assert cfg.data == lite0.data
         budget = (cfg.size, cfg.resize, cfg.batch_size, cfg.max_steps)
         if name in SEED_003:  # the from-scratch nets share their own, smaller budget (see the configs)
             assert budget == (96, 224, 16, 1200)
         elif arch == "iizuka":  # the three iizuka* runs share theirs: 224^2 crops, one low-level pass
             assert budget == (224, 256, 16, 500)
         else:
-            assert budget == (default.size, default.resize, default.batch_size, default.max_steps)
+            assert budget == (lite0.size, lite0.resize, lite0.batch_size, lite0.max_steps)
     if arch == "vgg-yuv":
         assert cfg.optimizer == {"name": "sgd", "lr": 0.08, "momentum": 0.9, "weight_decay": 8e-7}
         assert cfg.schedule == {"name": "step", "every": 1, "unit": "epochs", "gamma": 0.5}
