@@ -46,6 +46,12 @@ class ECCV16Reference(nn.Module):
         return self.up(self.readout(torch.softmax(self.body(L), dim=1)))
 
 
+def reference() -> ECCV16Reference:
+    """The yardstick as timed: eval mode, weights channels-last like tinct's own models
+    (``tinct.models.base.build_model``), so that both sides get oneDNN's faster layout."""
+    return ECCV16Reference().eval().to(memory_format=torch.channels_last)
+
+
 if __name__ == "__main__":
     net = ECCV16Reference()
     print(f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f} M parameters")

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eccv16_reference import ECCV16Reference  # noqa: E402
+from eccv16_reference import reference as eccv16_reference  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "test" / "sun_hays80"
 
@@ -93,7 +93,7 @@ def main() -> None:
     names = args.model or sorted({p.stem for p in shipped_weights().values()})
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    ref = ECCV16Reference().eval()
+    ref = eccv16_reference()
     L256 = torch.rand(1, 1, 256, 256) * 100
     with torch.inference_mode():
         ref_ms = median_ms(lambda: ref(L256))

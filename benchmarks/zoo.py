@@ -49,14 +49,14 @@ def main() -> None:
     from tinct import Colorizer, load_model
     from tinct.weights import read_metadata, shipped_weights, training_length, traits
 
-    from eccv16_reference import ECCV16Reference
+    from eccv16_reference import reference as eccv16_reference
     from speed import median_ms
 
     files = shipped_weights()
     names = args.model or sorted({p.stem for p in files.values()}, key=lambda n: (n != "default", n))
     specs = ["gray", *names, "truth"]
     fid, top1 = cached_metrics(specs, files, fidelity_sets, args)
-    ref = ECCV16Reference().eval()
+    ref = eccv16_reference()
     L = torch.rand(1, 1, 256, 256) * 100
     with torch.inference_mode():
         ref_ms = median_ms(lambda: ref(L))

@@ -67,3 +67,26 @@ def test_registry():
         build_model("nope")
     with pytest.raises(ValueError, match="bad config"):
         build_model("hypercolumns", not_an_option=1)
+
+
+def _laid_out_channels_last(p: torch.Tensor) -> bool:
+    """Strides exactly NHWC's (``is_contiguous`` cannot tell for 1x1 or one-channel kernels)."""
+    return p.stride() == torch.empty_like(p, memory_format=torch.channels_last).stride()
+
+
+@pytest.mark.parametrize("arch, config", [
+    ("hypercolumns", dict(pretrained=False, hidden=8)),
+    ("larsson", dict(space="lab-joint", pretrained=False, hidden=8, joint_bins=4)),
+    ("unet", dict(width=4, depth=3)),
+])
+def test_models_are_built_channels_last_and_predict_as_if_they_were_not(arch, config):
+    torch.manual_seed(0)
+    model = build_model(arch, **config).eval()
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    assert kernels and all(_laid_out_channels_last(p) for p in kernels)
+    L = torch.rand(2, 1, 40, 56) * 100
+    with torch.no_grad():
+        fast = model.predict_ab(L)
+        model.to(memory_format=torch.contiguous_format)
+        assert not any(_laid_out_channels_last(p) for p in kernels)
+        assert torch.allclose(fast, model.predict_ab(L), atol=1e-3)
