@@ -32,20 +32,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eccv16_reference import ECCV16Reference  # noqa: E402
 
+LAYOUTS = {"NCHW": torch.contiguous_format, "NHWC": torch.channels_last}
 
-def interleaved_ms(module: torch.nn.Module, fn: Callable[[], object], repeats: int) -> dict[str, float]:
-    """Median ms of ``fn`` with ``module`` in each layout, alternating the layouts every run."""
-    layouts = {"NCHW": torch.contiguous_format, "NHWC": torch.channels_last}
-    times: dict[str, list[float]] = {k: [] for k in layouts}
+
+def alternating_ms(runs: dict[str, tuple[Callable[[], object], Callable[[], object]]], repeats: int) -> dict[str, float]:
+    """Median ms of each run's timed call, the runs alternating every round.
+
+    ``runs`` maps a name to (prepare, timed): ``prepare`` (untimed) runs before each ``timed``
+    call, e.g. to put a shared module into that run's layout. The first round only warms up.
+    """
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for i in range(repeats + 1):
-        for name, fmt in layouts.items():
-            module.to(memory_format=fmt)
+        for name, (prepare, timed) in runs.items():
+            prepare()
             t = time.perf_counter()
-            fn()
-            if i:  # the first round warms both up
+            timed()
+            if i:
                 times[name].append(time.perf_counter() - t)
-    module.to(memory_format=torch.channels_last)
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def layouts_ms(module: torch.nn.Module, fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    """``alternating_ms`` of ``fn`` with ``module`` switched between the layouts; left NHWC."""
+    ms = alternating_ms({name: (lambda fmt=fmt: module.to(memory_format=fmt), fn) for name, fmt in LAYOUTS.items()},
+                        repeats)
+    module.to(memory_format=torch.channels_last)
+    return ms
 
 
 def main() -> None:
@@ -63,7 +75,7 @@ def main() -> None:
     print("| network at 256^2 | NCHW ms | NHWC ms | NHWC / NCHW | max ab diff |\n|---|---:|---:|---:|---:|")
     with torch.inference_mode():
         ref = ECCV16Reference().eval()
-        ms = interleaved_ms(ref, lambda: ref(L), args.repeats)
+        ms = layouts_ms(ref, lambda: ref(L), args.repeats)
         print(f"| ECCV16 reference | {ms['NCHW']:.0f} | {ms['NHWC']:.0f} | {ms['NHWC'] / ms['NCHW']:.2f} | - |")
         for name in args.model or ["default", "tinct-lite0-hc"]:
             model = tinct.load_model(name)
@@ -71,7 +83,7 @@ def main() -> None:
             nchw = model.predict_ab(L)
             model.to(memory_format=torch.channels_last)
             diff = (model.predict_ab(L) - nchw).abs().max().item()
-            ms = interleaved_ms(model, lambda m=model: m.predict_ab(L), args.repeats)
+            ms = layouts_ms(model, lambda m=model: m.predict_ab(L), args.repeats)
             print(f"| {name} | {ms['NCHW']:.0f} | {ms['NHWC']:.0f} | {ms['NHWC'] / ms['NCHW']:.2f} | {diff:.1e} |")
 
     cfg = yaml.safe_load(args.train_config.read_text())
@@ -79,8 +91,8 @@ def main() -> None:
     arch = model_cfg.pop("arch")
     size, batch = int(cfg.get("size", 192)), int(cfg.get("batch_size", 16))
     data = {"L": torch.rand(batch, 1, size, size) * 100, "ab": torch.randn(batch, 2, size, size) * 20}
-    steps: dict[str, Callable[[], None]] = {}
-    for name, fmt in (("NCHW", torch.contiguous_format), ("NHWC", torch.channels_last)):
+    runs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
+    for name, fmt in LAYOUTS.items():
         # one model and optimizer per layout, so that Adam's moments share their weights' layout
         model = build_model(arch, **model_cfg).to(memory_format=fmt).train()
         opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
@@ -91,18 +103,12 @@ def main() -> None:
             loss.backward()
             opt.step()
 
-        steps[name] = step
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for i in range(max(3, args.repeats // 2) + 1):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            step()
-            if i:
-                times[name].append(time.perf_counter() - t)
-    ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
+        runs[name] = (lambda: None, step)
+    ms = alternating_ms(runs, max(3, args.repeats // 2))
     print(f"\n| training step, {args.train_config.name}, batch {batch} of {size}^2, one process | NCHW ms | NHWC ms | "
           f"NHWC / NCHW |\n|---|---:|---:|---:|\n| {cfg.get('name', '?')} | {ms['NCHW']:.0f} | {ms['NHWC']:.0f} | "
           f"{ms['NHWC'] / ms['NCHW']:.2f} |")
+
 
 if __name__ == "__main__":
     main()

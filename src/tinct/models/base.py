@@ -58,8 +58,8 @@ def build_model(name: str, **config: Any) -> ColorModel:
 
     The model's 4-D weights are stored channels-last (NHWC). Outputs are the same up to float
     rounding, but oneDNN's convolutions, bilinear resizes and 1x1 heads run much faster on a
-    CPU that way (the default's forward at 256^2 in 0.6x the time, a training step in 0.65x;
-    numbers in docs/experiments.md, 2026-12-03, second session).
+    CPU that way (the default's forward at 256^2 in 0.51x the time, a training step in 0.79x:
+    ``python benchmarks/memory_format.py``; docs/experiments.md, 2026-12-03, second session).
     """
     cls = model_class(name)
     try:
