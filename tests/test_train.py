@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from tinct.data import CropDataset, EpochSampler, build_manifest
+from tinct.data import CropDataset, EpochSampler, ManifestEntry, build_manifest, subsample
 from tinct.train import TrainConfig, lr_factor, make_optimizer, parameter_groups
 
 from conftest import make_photo
@@ -103,6 +103,20 @@ def test_crops_are_deterministic_per_key(dataset):
     a, b, c = ds[5], ds[5], ds[5 + len(ds)]  # same key twice; same image, next epoch
     assert torch.equal(a["L"], b["L"]) and a["L"].shape == (1, 32, 32) and a["ab"].shape == (2, 32, 32)
     assert not torch.equal(a["L"], c["L"]) or not torch.equal(a["ab"], c["ab"])
+
+
+def test_subsample_is_nested_machine_independent_and_checked():
+    entries = [ManifestEntry(f"/data/root/class{i % 7}/{i:05d}.jpg", i % 7, "train", 64, 64) for i in range(4000)]
+    quarter, half = subsample(entries, 0.25), subsample(entries, 0.5)
+    assert 850 < len(quarter) < 1150 and 1800 < len(half) < 2200
+    assert {e.path for e in quarter} <= {e.path for e in half}
+    moved = [ManifestEntry(e.path.replace("/data/root/", "/elsewhere/photos/"), e.label, e.split, 64, 64)
+             for e in entries]
+    assert [e.path.split("/", 3)[-1] for e in subsample(moved, 0.25)] == [e.path.split("/", 3)[-1] for e in quarter]
+    assert subsample(entries, 1.0) == entries
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="train_fraction"):
+            subsample(entries, bad)
 
 
 def test_epoch_sampler_shards_and_resumes():

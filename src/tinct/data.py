@@ -10,6 +10,8 @@
   ``resize``, a random ``size`` crop and horizontal flip (train) or a center crop (eval).
   Randomness is a pure function of (seed, key), where the sampler's key encodes the epoch, so a
   resumed run sees exactly the crops an uninterrupted run would have seen.
+* ``subsample(entries, fraction)`` keeps a nested, machine-independent share of the photos
+  (config ``data.train_fraction``), for measuring how quality grows with data.
 * ``EpochSampler`` yields those keys, shards them across DDP ranks and can start mid-epoch.
 
 Filters (thresholds measured on 64-px thumbnails in CIE Lab):
@@ -108,6 +110,26 @@ def _split_for(key: str, fractions: tuple[float, float, float]) -> str:
     if h < fractions[0]:
         return "train"
     return "val" if h < fractions[0] + fractions[1] else "test"
+
+
+def subsample(entries: list[ManifestEntry], fraction: float) -> list[ManifestEntry]:
+    """Keep a deterministic ``fraction`` of ``entries`` (for learning curves over data size).
+
+    Each photo is kept when a hash of its class folder and file name falls below ``fraction``,
+    so the subset is the same on every machine and a smaller subset is contained in a larger
+    one. ``fraction`` 1 returns the entries unchanged.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return list(entries)
+    kept = []
+    for e in entries:
+        p = Path(e.path)
+        h = int(hashlib.sha1(f"subset:{p.parent.name}/{p.name}".encode()).hexdigest()[:8], 16)
+        if h / 0xFFFFFFFF < fraction:
+            kept.append(e)
+    return kept
 
 
 def inspect_image(path: str) -> tuple[str, int, int]:

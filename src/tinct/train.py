@@ -35,7 +35,7 @@ import yaml
 from tqdm import tqdm
 
 from .color import lab_to_rgb
-from .data import CropDataset, EpochSampler, build_manifest
+from .data import CropDataset, EpochSampler, build_manifest, subsample
 from .models.base import ColorModel, build_model
 from .weights import save_weights
 
@@ -51,7 +51,7 @@ class TrainConfig:
     name: str = "run"
     description: str = ""
     model: dict[str, Any] = field(default_factory=lambda: {"arch": "hypercolumns"})
-    data: dict[str, Any] = field(default_factory=dict)          # roots, labels_csv, fractions
+    data: dict[str, Any] = field(default_factory=dict)          # roots, labels_csv, fractions, train_fraction
     size: int = 224                 # training crop
     resize: int = 256               # short side before cropping
     batch_size: int = 16
@@ -336,7 +336,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         dist.barrier()
     if not is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
-    train_set = CropDataset(manifest.split("train"), cfg.size, cfg.resize, train=True, seed=cfg.seed)
+    train_entries = subsample(manifest.split("train"), float(data.get("train_fraction", 1.0)))
+    if not train_entries:
+        raise ValueError("no training photos left after data.train_fraction")
+    if is_main and len(train_entries) < len(manifest.split("train")):
+        log.info("data.train_fraction %s: training on %d of %d photos", data["train_fraction"],
+                 len(train_entries), len(manifest.split("train")))
+    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
     val_entries = sorted(manifest.split("val") or manifest.split("train"),
                          key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
