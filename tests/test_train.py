@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from tinct.data import CropDataset, EpochSampler, ManifestEntry, build_manifest, subsample
+from tinct.data import CropDataset, EpochSampler, Manifest, ManifestEntry, build_manifest, subsample
 from tinct.train import TrainConfig, lr_factor, make_optimizer, parameter_groups
 
 from conftest import make_photo
@@ -229,6 +229,21 @@ def test_training_writes_figures_curves_and_weights(dataset, tmp_path):
     model = load_weights(final)
     assert model.metadata["steps"] == 9 and "1 unreadable" in model.metadata["data"]["summary"]
     assert np.isfinite(model.metadata["metrics"]["val_loss"])
+    train_photos = len(Manifest.load(run / "manifest.json").split("train"))
+    assert model.metadata["data"]["train_photos"] == train_photos
+
+
+def test_train_fraction_trains_on_the_subsample_and_says_so(dataset, tmp_path, caplog):
+    from tinct.train import train
+    from tinct.weights import read_metadata
+
+    cfg = tiny_config(dataset, max_steps=2, val_every=1000)
+    cfg["data"]["train_fraction"] = 0.5
+    with caplog.at_level("INFO", logger="tinct.train"):
+        final = train(TrainConfig.from_dict(cfg), tmp_path / "run", progress=False)
+    full = Manifest.load(tmp_path / "run" / "manifest.json").split("train")
+    assert read_metadata(final)["data"]["train_photos"] == len(subsample(full, 0.5)) < len(full)
+    assert "data.train_fraction 0.5" in caplog.text
 
 
 def test_init_continues_from_weights_and_refuses_another_model(dataset, tmp_path):

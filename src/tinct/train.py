@@ -474,7 +474,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         meta = {
             "name": cfg.name, "description": cfg.description,
             "data": {"roots": [str(r) for r in roots], "summary": manifest.summary(),
-                     "crop": cfg.size, "resize": cfg.resize},
+                     "train_photos": len(train_entries), "crop": cfg.size, "resize": cfg.resize},
             "steps": step, "images_seen": step * per_rank_batch * world, "train_seconds": round(elapsed, 1),
             "world_size": world, "metrics": last_vals, "recipe": cfg.__dict__,
             **({"init": origin, "total_steps": origin["total_steps"] + step} if origin else {}),
