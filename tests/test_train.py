@@ -105,6 +105,23 @@ def test_crops_are_deterministic_per_key(dataset):
     assert not torch.equal(a["L"], c["L"]) or not torch.equal(a["ab"], c["ab"])
 
 
+def test_crop_scale_zooms_training_crops_and_is_checked(dataset):
+    m = build_manifest([dataset], fractions=(1.0, 0.0, 0.0), progress=False, workers=1)
+    ds = CropDataset(m.entries, size=32, resize=36, train=True, seed=1, crop_scale=(0.5, 1.0))
+    a, b = ds[5], ds[5]
+    assert torch.equal(a["L"], b["L"]) and a["L"].shape == (1, 32, 32) and a["ab"].shape == (2, 32, 32)
+    # a crop of half the short side, upsampled, is smoother than a native-resolution crop
+    plain = CropDataset(m.entries, size=32, resize=36, train=True, seed=1)
+    zoomed = CropDataset(m.entries, size=32, resize=36, train=True, seed=1, crop_scale=(0.5, 0.5))
+    roughness = [float(np.mean([d[k]["L"].diff(dim=-1).abs().mean() for k in range(len(d))])) for d in (plain, zoomed)]
+    assert roughness[1] < 0.8 * roughness[0]
+    evaluation = CropDataset(m.entries, size=32, resize=36, train=False, crop_scale=(0.5, 0.5))
+    assert torch.equal(evaluation[3]["L"], CropDataset(m.entries, size=32, resize=36, train=False)[3]["L"])
+    for bad in ((0.0, 1.0), (0.8, 0.5), (0.5, 1.2), (0.5,)):
+        with pytest.raises(ValueError, match="crop_scale"):
+            CropDataset(m.entries, size=32, resize=36, crop_scale=bad)
+
+
 def test_subsample_is_nested_machine_independent_and_checked():
     entries = [ManifestEntry(f"/data/root/class{i % 7}/{i:05d}.jpg", i % 7, "train", 64, 64) for i in range(4000)]
     quarter, half = subsample(entries, 0.25), subsample(entries, 0.5)

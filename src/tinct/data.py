@@ -7,7 +7,8 @@
   and each file's inspection is cached by (path, size, mtime) under ``~/.cache/tinct/inspect``
   so that a new run over the same folders starts in seconds rather than minutes.
 * ``CropDataset`` turns manifest entries into training samples: short side resized to
-  ``resize``, a random ``size`` crop and horizontal flip (train) or a center crop (eval).
+  ``resize``, a random ``size`` crop (or, with ``crop_scale``, a random share of the short side
+  resized to ``size``) and horizontal flip (train), or a center crop (eval).
   Randomness is a pure function of (seed, key), where the sampler's key encodes the epoch, so a
   resumed run sees exactly the crops an uninterrupted run would have seen.
 * ``subsample(entries, fraction)`` keeps a nested, machine-independent share of the photos
@@ -301,17 +302,26 @@ class CropDataset(torch.utils.data.Dataset):
     """Manifest entries -> {"L": (1,S,S), "ab": (2,S,S), "label": ()} float32/long samples.
 
     Index with integer keys ``epoch * len(self) + i`` (see EpochSampler): the crop position and
-    flip are drawn from a generator seeded by (seed, key).
+    flip are drawn from a generator seeded by (seed, key). With ``crop_scale = (lo, hi)`` a
+    training crop covers a share of the resized short side drawn uniformly in [lo, hi] and is
+    resized to ``size`` (scale augmentation: objects appear larger and smaller than at test
+    time); without it, training crops are ``size`` pixels of the resized photo. Evaluation crops
+    are always the center ``size`` square.
     """
 
     def __init__(self, entries: list[ManifestEntry], size: int = 224, resize: int = 256,
-                 train: bool = True, seed: int = 0):
+                 train: bool = True, seed: int = 0, crop_scale: tuple[float, float] | None = None):
         if not entries:
             raise ValueError("no images to train on: the data folders are empty or every image was filtered out")
         if resize < size:
             raise ValueError(f"resize ({resize}) must be >= crop size ({size})")
+        if crop_scale is not None:
+            crop_scale = tuple(float(x) for x in crop_scale)
+            if len(crop_scale) != 2 or not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+                raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {list(crop_scale)}")
         self.entries = entries
         self.size, self.resize, self.train, self.seed = size, resize, train, seed
+        self.crop_scale = crop_scale
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -323,11 +333,15 @@ class CropDataset(torch.utils.data.Dataset):
         s = self.size
         if self.train:
             g = np.random.default_rng([self.seed, key])
+            if self.crop_scale is not None:
+                s = max(1, round(g.uniform(*self.crop_scale) * min(h, w)))
             top, left = int(g.integers(0, h - s + 1)), int(g.integers(0, w - s + 1))
             flip = bool(g.integers(0, 2))
         else:
             top, left, flip = (h - s) // 2, (w - s) // 2, False
         crop = rgb[top:top + s, left:left + s]
+        if s != self.size:
+            crop = np.array(Image.fromarray(crop).resize((self.size, self.size), Image.BICUBIC))
         if flip:
             crop = crop[:, ::-1]
         t = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 255.0

@@ -54,6 +54,7 @@ class TrainConfig:
     data: dict[str, Any] = field(default_factory=dict)          # roots, labels_csv, fractions, train_fraction
     size: int = 224                 # training crop
     resize: int = 256               # short side before cropping
+    crop_scale: list[float] | None = None  # [lo, hi]: share of the short side a training crop covers (scale augmentation)
     batch_size: int = 16
     max_steps: int = 1000
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adamw", "lr": 3e-4})
@@ -342,7 +343,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if is_main and len(train_entries) < len(manifest.split("train")):
         log.info("data.train_fraction %s: training on %d of %d photos", data["train_fraction"],
                  len(train_entries), len(manifest.split("train")))
-    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed)
+    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=cfg.crop_scale)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
     val_entries = sorted(manifest.split("val") or manifest.split("train"),
                          key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
