@@ -1,10 +1,10 @@
 """Learning curve over data size: held-out quality against the number of training photos.
 
     python benchmarks/data_curve.py --model larsson-lab-joint \
-        --model runs/data-curve/larsson-lab-joint-data25/final.safetensors ...
+        --model runs/larsson-lab-joint-data25/final.safetensors ...
 
 Each model is one recipe trained on a different share of the photos (``data.train_fraction``,
-see configs/data-curve/); the script scores them on the zoo's protocol (test/kodak24 +
+see configs/experiments/); the script scores them on the zoo's protocol (test/kodak24 +
 test/cbsd68, 92 photos, 256^2 center crops, each model's own decoder), fits
 ``measure = a + b log2(photos)`` by least squares, and prints the slope per doubling of the
 photos and how many photos that line would need to reach issue #10's AuC and PSNR targets.
