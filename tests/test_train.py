@@ -263,6 +263,21 @@ def test_train_fraction_trains_on_the_subsample_and_says_so(dataset, tmp_path, c
     assert "data.train_fraction 0.5" in caplog.text
 
 
+@pytest.mark.parametrize("over, message", [({"crop_scale": [0.9, 0.5]}, "crop_scale"),
+                                           ({"crop_scale": "big"}, "crop_scale"),
+                                           ({"data_train_fraction": 1.5}, "train_fraction")])
+def test_bad_augmentation_or_fraction_fails_before_the_scan(dataset, tmp_path, monkeypatch, over, message):
+    from tinct import train as train_module
+
+    cfg = tiny_config(dataset)
+    if "data_train_fraction" in over:
+        cfg["data"]["train_fraction"] = over.pop("data_train_fraction")
+    cfg.update(over)
+    monkeypatch.setattr(train_module, "build_manifest", lambda *a, **k: pytest.fail("scanned the photos"))
+    with pytest.raises(ValueError, match=message):
+        train_module.train(TrainConfig.from_dict(cfg), tmp_path / "run", progress=False)
+
+
 def test_init_continues_from_weights_and_refuses_another_model(dataset, tmp_path):
     from safetensors.torch import load_file
 

@@ -113,6 +113,26 @@ def _split_for(key: str, fractions: tuple[float, float, float]) -> str:
     return "val" if h < fractions[0] + fractions[1] else "test"
 
 
+def check_train_fraction(fraction: float) -> float:
+    """``fraction`` if it is a valid ``data.train_fraction`` (in (0, 1]), else a clear ValueError."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+    return fraction
+
+
+def check_crop_scale(crop_scale) -> tuple[float, float] | None:
+    """A ``crop_scale`` [lo, hi] as a tuple (None stays None), else a clear ValueError."""
+    if crop_scale is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in crop_scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {crop_scale!r}") from None
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {[lo, hi]}")
+    return lo, hi
+
+
 def subsample(entries: list[ManifestEntry], fraction: float) -> list[ManifestEntry]:
     """Keep a deterministic ``fraction`` of ``entries`` (for learning curves over data size).
 
@@ -120,8 +140,7 @@ def subsample(entries: list[ManifestEntry], fraction: float) -> list[ManifestEnt
     so the subset is the same on every machine and a smaller subset is contained in a larger
     one. ``fraction`` 1 returns the entries unchanged.
     """
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+    check_train_fraction(fraction)
     if fraction == 1.0:
         return list(entries)
     kept = []
@@ -315,13 +334,9 @@ class CropDataset(torch.utils.data.Dataset):
             raise ValueError("no images to train on: the data folders are empty or every image was filtered out")
         if resize < size:
             raise ValueError(f"resize ({resize}) must be >= crop size ({size})")
-        if crop_scale is not None:
-            crop_scale = tuple(float(x) for x in crop_scale)
-            if len(crop_scale) != 2 or not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
-                raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {list(crop_scale)}")
         self.entries = entries
         self.size, self.resize, self.train, self.seed = size, resize, train, seed
-        self.crop_scale = crop_scale
+        self.crop_scale = check_crop_scale(crop_scale)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -35,7 +35,7 @@ import yaml
 from tqdm import tqdm
 
 from .color import lab_to_rgb
-from .data import CropDataset, EpochSampler, build_manifest, subsample
+from .data import CropDataset, EpochSampler, build_manifest, check_crop_scale, check_train_fraction, subsample
 from .models.base import ColorModel, build_model
 from .weights import save_weights
 
@@ -328,6 +328,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     roots = data.get("roots") or []
     if not roots:
         raise ValueError("no training data: set data.roots in the config or pass --data DIR")
+    # checked before the (possibly long) manifest scan
+    train_fraction = check_train_fraction(float(data.get("train_fraction", 1.0)))
+    crop_scale = check_crop_scale(cfg.crop_scale)
     if is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json",
                                   fractions=tuple(data.get("fractions", (0.9, 0.05, 0.05))),
@@ -337,13 +340,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         dist.barrier()
     if not is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
-    train_entries = subsample(manifest.split("train"), float(data.get("train_fraction", 1.0)))
+    train_entries = subsample(manifest.split("train"), train_fraction)
     if not train_entries:
         raise ValueError("no training photos left after data.train_fraction")
     if is_main and len(train_entries) < len(manifest.split("train")):
-        log.info("data.train_fraction %s: training on %d of %d photos", data["train_fraction"],
+        log.info("data.train_fraction %s: training on %d of %d photos", train_fraction,
                  len(train_entries), len(manifest.split("train")))
-    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=cfg.crop_scale)
+    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
     val_entries = sorted(manifest.split("val") or manifest.split("train"),
                          key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
