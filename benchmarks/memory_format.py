@@ -30,7 +30,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eccv16_reference import ECCV16Reference  # noqa: E402
+from eccv16_reference import reference as eccv16_reference  # noqa: E402
 
 LAYOUTS = {"NCHW": torch.contiguous_format, "NHWC": torch.channels_last}
 
@@ -74,7 +74,7 @@ def main() -> None:
     L = torch.rand(1, 1, 256, 256) * 100
     print("| network at 256^2 | NCHW ms | NHWC ms | NHWC / NCHW | max ab diff |\n|---|---:|---:|---:|---:|")
     with torch.inference_mode():
-        ref = ECCV16Reference().eval()
+        ref = eccv16_reference()
         ms = layouts_ms(ref, lambda: ref(L), args.repeats)
         print(f"| ECCV16 reference | {ms['NCHW']:.0f} | {ms['NHWC']:.0f} | {ms['NHWC'] / ms['NCHW']:.2f} | - |")
         for name in args.model or ["default", "tinct-lite0-hc"]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +41,6 @@ def averaged_views(colorizer, L: torch.Tensor, flips: bool, sizes: tuple[int, ..
     return torch.stack(views).mean(0)
 
 
-def score(items: list[dict], colorize: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-    """Fidelity and colour metrics of ``colorize`` (truth uint8 -> colorized uint8) over ``items``."""
-    from tinct import metrics as M
-
-    per_image, pairs, times = [], [], []
-    for it in items:
-        t0 = time.perf_counter()
-        out = colorize(it["truth"])
-        times.append(time.perf_counter() - t0)
-        per_image.append(M.image_metrics(out, it["truth"]))
-        pairs.append((M.ab_from_rgb_u8(out), M.ab_from_rgb_u8(it["truth"])))
-    row = M.aggregate(per_image)
-    row["auc"], row["auc_rebal"] = M.pooled_auc(pairs), M.pooled_auc(pairs, rebalanced=True)
-    row["ms"] = 1000 * float(np.median(times[1:]))
-    return row
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -67,7 +49,7 @@ def main() -> None:
     if not all(d.is_dir() for d in sets):
         sys.exit(f"test_time_augmentation: the evaluation photos are absent ({DATA}/test); nothing measured")
 
-    from tinct.evaluate import _u8, lab_of_u8, load_eval_set
+    from tinct.evaluate import _u8, lab_of_u8, load_eval_set, score_colorizer
     from tinct.pipeline import Colorizer
 
     items = load_eval_set(sets, 256)
@@ -82,9 +64,9 @@ def main() -> None:
                 L = lab_of_u8(truth)[:, :1]
                 return _u8(colorizer.compose(L, averaged_views(colorizer, L, flips, sizes)))
 
-        m = score(items, colorize)
+        m, _, _, ms = score_colorizer(items, colorize)
         lines.append(f"| {label} | {len(sizes) * (2 if flips else 1)} | {m['auc']:.2f} | {m['auc_rebal']:.2f} | "
-                     f"{m['psnr']:.2f} | {m['colorfulness']:.1f} | {m['ciede2000']:.2f} | {m['ms']:.0f} |")
+                     f"{m['psnr']:.2f} | {m['colorfulness']:.1f} | {m['ciede2000']:.2f} | {ms:.0f} |")
     print("\n".join(lines))
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} by `python benchmarks/test_time_augmentation.py --model "
           f"{args.model}` on {torch.get_num_threads()} CPU threads: test/kodak24 + test/cbsd68 (92 photos, 256^2 "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +163,39 @@ def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
     return 100.0 * correct / len(images)
 
 
+def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray], np.ndarray],
+                    truth_abs: list[np.ndarray] | None = None, desc: str = "evaluate",
+                    progress: bool = False) -> tuple[dict[str, float], list[dict[str, Any]], list[np.ndarray], float]:
+    """Score ``colorize`` (truth uint8 (S,S,3) -> colorized uint8 (S,S,3)) on ``load_eval_set`` items.
+
+    -> (set metrics: per-image means plus the pooled ``auc`` and ``auc_rebal``; per-image
+    metrics with names; the outputs for ImageNet-labelled items, in order; median ms per
+    call, the first call excluded). ``truth_abs`` caches the truths' ab across calls.
+    """
+    from tqdm import tqdm
+
+    if truth_abs is None:
+        truth_abs = [M.ab_from_rgb_u8(it["truth"]) for it in items]
+    per_image, pairs, times, labelled_outputs = [], [], [], []
+    for it, true_ab in tqdm(list(zip(items, truth_abs)), desc=desc, unit="img", disable=not progress, leave=False):
+        t0 = time.perf_counter()
+        out = colorize(it["truth"])
+        times.append(time.perf_counter() - t0)
+        per_image.append({"name": it["name"], **M.image_metrics(out, it["truth"])})
+        pairs.append((M.ab_from_rgb_u8(out), true_ab))
+        if it["label"] >= 0:
+            labelled_outputs.append(out)
+    row = M.aggregate([{k: v for k, v in p.items() if k != "name"} for p in per_image])
+    row["auc"] = M.pooled_auc(pairs)
+    row["auc_rebal"] = M.pooled_auc(pairs, rebalanced=True)
+    ms = 1000 * float(np.median(times[1:] if len(times) > 1 else times))
+    return row, per_image, labelled_outputs, ms
+
+
 def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
              limit: int | None = None, progress: bool = True, decode: str | None = None,
              render_size: int | None = None, examples: int = 6, backend: str = "torch") -> dict[str, Any]:
     """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``."""
-    from tqdm import tqdm
-
     items = load_eval_set(list(data), size, limit)
     runners = [_Runner(m, render_size or size, decode, backend) for m in models]
     labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
@@ -176,22 +204,9 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
     grid_rows: list[list[np.ndarray]] = [[it["truth"]] for it in items[:examples]]
     truth_abs = [M.ab_from_rgb_u8(it["truth"]) for it in items]
     for runner in runners:
-        per_image, pairs, times, colorized = [], [], [], []
-        for it, true_ab in tqdm(list(zip(items, truth_abs)), desc=f"evaluate {runner.spec}",
-                                unit="img", disable=not progress, leave=False):
-            t0 = time.perf_counter()
-            out = runner.run(it["truth"])
-            times.append(time.perf_counter() - t0)
-            m = M.image_metrics(out, it["truth"])
-            per_image.append({"name": it["name"], **m})
-            pairs.append((M.ab_from_rgb_u8(out), true_ab))
-            if it["label"] >= 0:
-                colorized.append(out)
-        row = M.aggregate([{k: v for k, v in p.items() if k != "name"} for p in per_image])
-        row["auc"] = M.pooled_auc(pairs)
-        row["auc_rebal"] = M.pooled_auc(pairs, rebalanced=True)
+        row, per_image, colorized, ms = score_colorizer(items, runner.run, truth_abs, f"evaluate {runner.spec}", progress)
         if runner.kind == "model":
-            row["ms_per_image"] = 1000 * float(np.median(times[1:] if len(times) > 1 else times))
+            row["ms_per_image"] = ms
         if classifier is not None and colorized:
             row["top1"] = _top1(classifier, colorized, [items[i]["label"] for i in labelled])
         results[runner.spec] = {"description": runner.description, "metrics": row, "per_image": per_image}

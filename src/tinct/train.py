@@ -340,12 +340,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         dist.barrier()
     if not is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
-    train_entries = subsample(manifest.split("train"), train_fraction)
+    all_train = manifest.split("train")
+    train_entries = subsample(all_train, train_fraction)
     if not train_entries:
         raise ValueError("no training photos left after data.train_fraction")
-    if is_main and len(train_entries) < len(manifest.split("train")):
-        log.info("data.train_fraction %s: training on %d of %d photos", train_fraction,
-                 len(train_entries), len(manifest.split("train")))
+    if is_main and len(train_entries) < len(all_train):
+        log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries), len(all_train))
     train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
     val_entries = sorted(manifest.split("val") or manifest.split("train"),
