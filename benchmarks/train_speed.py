@@ -1,6 +1,11 @@
-"""Training throughput at 224^2, frozen vs trainable backbone, 1 vs 2 processes (first default's recipe).
+"""Training throughput: the feature cache against photos (default recipe), and frozen vs trainable, 1 vs 2 processes.
 
-    python benchmarks/train_speed.py [--steps 12] [--batch 16]
+    python benchmarks/train_speed.py [--steps 12] [--batch 16] [--only cache|processes]
+
+The first table trains the shipped default's recipe (configs/default.yaml: frozen Lite2, 192^2
+crops) once from decoded photos through the backbone, once from its feature cache, and times
+the cache's build (crops/s), so the break-even number of passes can be read off. The second
+is the first default's recipe (tinct-lite0-hc) at 224^2.
 
 Runs real `tinct train` steps (data loading, forward, loss, backward, optimizer) on generated
 photos, so that the figure does not depend on ../shared/data; prints images/s per case
@@ -21,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+
+from tinct.feature_cache import build_feature_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,15 +59,51 @@ def run(cfg: dict, out: Path, procs: int) -> float:
     return float(np.median(ips))
 
 
+def cache_vs_photos(tmp: Path, data: Path, steps: int, batch: int) -> None:
+    """Default recipe: images/s from photos, crops/s of the cache build, images/s from the cache."""
+    import time
+
+    base = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    manifest = tmp / "corpus.jsonl"
+    photos = sorted(data.rglob("*.jpg"))
+    manifest.write_text("".join(json.dumps({"path": str(p), "source": "generated", "licence": "-", "split": "train",
+                                            "weight": 1.0, "width": 320, "height": 256}) + "\n" for p in photos))
+    common = {**base, "init": None, "batch_size": batch, "max_steps": steps, "log_every": 1, "val_every": 10_000,
+              "checkpoint_every": 10_000, "val_images": 2, "figure_images": 1, "workers": 1, "threads": None}
+    print(f"machine: {os.cpu_count()} cores; batch {batch} of {base['size']}^2 crops; the default's recipe "
+          f"({base['name']}: frozen {base['model']['backbone']})\n")
+    print("| training from | images/s |\n|---|---:|")
+    direct = run({**common, "data": {"roots": [str(data)], "fractions": [1.0, 0.0, 0.0]}}, tmp / "direct", 1)
+    print(f"| photos (decode + backbone + head) | {direct:.1f} |", flush=True)
+    from tinct.train import TrainConfig, corpus_manifest, model_for_cache
+
+    cache = tmp / "cache"
+    cached_cfg = {**common, "data": {"corpus": str(manifest), "feature_cache": str(cache), "crops_per_unit": 2}}
+    entries = corpus_manifest(manifest)[0].entries
+    t0 = time.perf_counter()
+    build_feature_cache(model_for_cache(TrainConfig.from_dict(cached_cfg)), entries, [2.0] * len(entries), cache,
+                        base["size"], base["resize"], workers=1, progress=False)
+    build_rate = 2 * len(entries) / (time.perf_counter() - t0)
+    cached = run(cached_cfg, tmp / "cached", 1)
+    print(f"| feature cache (head only) | {cached:.1f} |", flush=True)
+    print(f"\ncache build: {build_rate:.1f} crops/s (decode + backbone forward, once); "
+          f"each pass from the cache after it: {cached / direct:.1f}x the photos' speed\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--only", choices=["cache", "processes"], default=None)
     args = ap.parse_args()
     base = yaml.safe_load((ROOT / "configs" / "tinct-lite0-hc.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "photos"
         make_photos(data)
+        if args.only != "processes":
+            cache_vs_photos(Path(tmp), data, args.steps, args.batch)
+        if args.only == "cache":
+            return
         print(f"machine: {os.cpu_count()} cores; batch {args.batch} of 224^2 crops; "
               "the first default's model (tinct-lite0-hc)\n")
         print("| backbone | processes | images/s |\n|---|---:|---:|")

@@ -221,7 +221,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.data, args.model or ["default", "gray"], size=args.size, out_dir=Path(args.out),
                       limit=args.limit, progress=not args.quiet, decode=args.decode,
-                      render_size=args.render_size, backend=args.backend)
+                      render_size=args.render_size, backend=args.backend, pseudo_labels=args.pseudo_labels)
     print(report["markdown"])
     print(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK
@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score models on a folder of color photos",
                        description="Center-crop each photo to SIZE^2, colorize its L with each model and "
                                    "write report.json, report.md and examples.png.")
-    e.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of color photos")
+    e.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                   help="folders of color photos, or a corpus manifest.jsonl (its held-out val photos, per source)")
     e.add_argument("--model", action="append", metavar="NAME",
                    help="model to score (repeatable): shipped name, .safetensors path, gray or truth")
     e.add_argument("--size", type=int, default=256, help="evaluation size (default 256)")
@@ -294,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--decode", default=None, help="decode method for histogram models")
     e.add_argument("--limit", type=int, default=None, help="score an evenly spaced subset of N photos")
     e.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"], help="network runtime")
+    e.add_argument("--pseudo-labels", action="store_true",
+                   help="semantic top-1 on any photo: label each by the classifier's confident class of its truth")
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)

@@ -9,7 +9,9 @@ Protocol (stated in every report):
      colorfulness (and its gap to the truth's), and Zhang et al.'s AuC of ab errors over
      thresholds 0..150, pooled over every pixel of the set, raw and class-rebalanced;
   4. for photos in ImageNet WordNet-id folders (imagenette), the top-1 accuracy of an
-     ImageNet EfficientNet-Lite1 classifier on the colorized images (resized to 240^2);
+     ImageNet EfficientNet-Lite1 classifier on the colorized images (resized to 240^2); with
+     --pseudo-labels, other photos count too, labelled by that classifier's confident
+     (p >= 0.5) class of the true-color photo;
   5. speed: wall time per image of the in-memory colorization at SIZE (no file I/O).
 
 Built-in baselines: ``gray`` (a = b = 0) and ``truth`` (the ground truth itself).
@@ -42,6 +44,7 @@ IMAGENETTE_WNIDS = {
     "n01440764": 0, "n02102040": 217, "n02979186": 482, "n03000684": 491, "n03028079": 497,
     "n03394916": 566, "n03417042": 569, "n03425413": 571, "n03445777": 574, "n03888257": 701,
 }
+PSEUDO_LABEL_CONFIDENCE = 0.5
 FIDELITY_KEYS = ("auc", "auc_rebal", "psnr", "ssim", "qssim", "ciede2000", "colorfulness", "cf_gap")
 
 
@@ -55,22 +58,55 @@ def center_square(rgb_u8: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every readable photo under ``folders`` as {"name", "truth" uint8 (S,S,3), "label" int|-1}."""
+    """Every readable photo under ``folders`` as {"name", "truth" uint8 (S,S,3), "label" int|-1, "group"}.
+
+    A ``.jsonl`` corpus manifest (``tinct.corpus build``) in ``folders`` stands for its held-out
+    ``val`` photos, grouped by source; a folder's photos are grouped by the folder's name.
+    """
     from .data import IMAGE_EXTENSIONS
 
     items = []
     for folder in folders:
         root = Path(folder).expanduser()
+        if root.suffix == ".jsonl" and root.is_file():
+            from .corpus import read_manifest
+
+            for ph in read_manifest(root, split="val"):
+                f = Path(ph.path)
+                items.append((f, IMAGENETTE_WNIDS.get(f.parent.name, -1), f"{ph.source}/{f.name}", ph.source))
+            continue
         if not root.is_dir():
             raise FileNotFoundError(f"evaluation folder not found: {root}")
         for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
             wnid = f.parent.name
-            items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}"))
+            items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}", root.name))
     if limit and limit < len(items):  # an evenly spaced subset, so every class folder is represented
         items = [items[int(i * len(items) / limit)] for i in range(limit)]
     if not items:
         raise ValueError(f"no photos found in {', '.join(map(str, folders))}")
-    return [{"name": name, "truth": square_photo(f, size), "label": label} for f, label, name in items]
+    return [{"name": name, "truth": square_photo(f, size), "label": label, "group": group}
+            for f, label, name, group in items]
+
+
+@torch.no_grad()
+def pseudo_label(items: list[dict[str, Any]], classifier, min_confidence: float = PSEUDO_LABEL_CONFIDENCE) -> int:
+    """Give each unlabelled item whose truth the classifier recognises with probability >=
+    ``min_confidence`` that class as its label (``"pseudo": True``); -> how many were labelled.
+
+    On photos without ImageNet labels, the semantic top-1 then asks: does the classifier see in
+    the colorized photo what it sees in the true-color one? The truth scores 100% by definition.
+    """
+    todo = [it for it in items if it["label"] < 0]
+    count = 0
+    for start in range(0, len(todo), 16):
+        chunk = todo[start:start + 16]
+        probs = torch.softmax(classifier.classify(_classifier_batch([it["truth"] for it in chunk])), dim=1)
+        conf, cls = probs.max(dim=1)
+        for it, c, k in zip(chunk, conf.tolist(), cls.tolist()):
+            if c >= min_confidence:
+                it["label"], it["pseudo"] = int(k), True
+                count += 1
+    return count
 
 
 def square_photo(path: str | Path, size: int) -> np.ndarray:
@@ -152,15 +188,22 @@ def _classifier():
     return EfficientNetLite("lite1", in_channels=3, classifier=True).eval()
 
 
+def _classifier_batch(images: list[np.ndarray]) -> torch.Tensor:
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(batch, size=(240, 240), mode="bilinear", antialias=True, align_corners=False)
+
+
 @torch.no_grad()
-def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
-    correct = 0
+def _top1_hits(classifier, images: list[np.ndarray], labels: list[int]) -> list[bool]:
+    hits: list[bool] = []
     for start in range(0, len(images), 16):
-        batch = torch.from_numpy(np.stack(images[start:start + 16])).permute(0, 3, 1, 2).float() / 255
-        batch = F.interpolate(batch, size=(240, 240), mode="bilinear", antialias=True, align_corners=False)
-        pred = classifier.classify(batch).argmax(1)
-        correct += int((pred == torch.tensor(labels[start:start + 16])).sum())
-    return 100.0 * correct / len(images)
+        pred = classifier.classify(_classifier_batch(images[start:start + 16])).argmax(1)
+        hits += (pred == torch.tensor(labels[start:start + 16])).tolist()
+    return hits
+
+
+def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
+    return 100.0 * float(np.mean(_top1_hits(classifier, images, labels)))
 
 
 def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray], np.ndarray],
@@ -194,12 +237,21 @@ def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray]
 
 def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
              limit: int | None = None, progress: bool = True, decode: str | None = None,
-             render_size: int | None = None, examples: int = 6, backend: str = "torch") -> dict[str, Any]:
-    """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``."""
+             render_size: int | None = None, examples: int = 6, backend: str = "torch",
+             pseudo_labels: bool = False) -> dict[str, Any]:
+    """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``.
+
+    With ``pseudo_labels``, photos without an ImageNet label get the classifier's confident
+    label of their truth (``pseudo_label``), so the semantic top-1 covers any photo set. With
+    more than one group (sources of a corpus manifest, or several folders), each model's report
+    also has per-group metrics.
+    """
     items = load_eval_set(list(data), size, limit)
     runners = [_Runner(m, render_size or size, decode, backend) for m in models]
+    classifier = _classifier() if pseudo_labels or any(it["label"] >= 0 for it in items) else None
+    pseudo = pseudo_label(items, classifier) if pseudo_labels else 0
     labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
-    classifier = _classifier() if labelled else None
+    groups = sorted({it["group"] for it in items})
     results: dict[str, Any] = {}
     grid_rows: list[list[np.ndarray]] = [[it["truth"]] for it in items[:examples]]
     truth_abs = [M.ab_from_rgb_u8(it["truth"]) for it in items]
@@ -207,14 +259,18 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
         row, per_image, colorized, ms = score_colorizer(items, runner.run, truth_abs, f"evaluate {runner.spec}", progress)
         if runner.kind == "model":
             row["ms_per_image"] = ms
-        if classifier is not None and colorized:
-            row["top1"] = _top1(classifier, colorized, [items[i]["label"] for i in labelled])
+        hits = _top1_hits(classifier, colorized, [items[i]["label"] for i in labelled]) if classifier and colorized else []
+        if hits:
+            row["top1"] = 100.0 * float(np.mean(hits))
         results[runner.spec] = {"description": runner.description, "metrics": row, "per_image": per_image}
+        if len(groups) > 1:
+            results[runner.spec]["groups"] = _group_metrics(items, per_image, labelled, hits, groups)
         for r, it in zip(grid_rows, items[:examples]):
             r.append(runner.run(it["truth"]) if runner.kind != "truth" else it["truth"])
     report = {
         "protocol": {"size": size, "render_size": render_size or size, "images": len(items), "backend": backend,
-                     "data": [str(d) for d in data], "imagenet_labelled": len(labelled),
+                     "data": [str(d) for d in data], "imagenet_labelled": len(labelled) - pseudo,
+                     "pseudo_labelled": pseudo, "groups": {g: sum(it["group"] == g for it in items) for g in groups},
                      "text": __doc__.split("Protocol (stated in every report):")[1].split("Built-in")[0].strip()},
         "models": results,
         "machine": {"threads": torch.get_num_threads()},
@@ -227,6 +283,23 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
         (out_dir / "report.md").write_text(report["markdown"])
         _save_grid(grid_rows, ["truth"] + [r.spec for r in runners], out_dir / "examples.png")
     return report
+
+
+def _group_metrics(items: list[dict[str, Any]], per_image: list[dict[str, Any]], labelled: list[int],
+                   hits: list[bool], groups: list[str]) -> dict[str, dict[str, float]]:
+    """Per-group means of the per-image metrics (on equal-size crops the pooled raw AuC is the
+    mean of per-image AuCs) and the group's top-1 over its labelled photos."""
+    out = {}
+    hit_of = dict(zip(labelled, hits))
+    for g in groups:
+        idx = [i for i, it in enumerate(items) if it["group"] == g]
+        row = M.aggregate([{k: v for k, v in per_image[i].items() if k != "name"} for i in idx])
+        row["images"] = len(idx)
+        group_hits = [hit_of[i] for i in idx if i in hit_of]
+        if group_hits:
+            row["top1"] = 100.0 * float(np.mean(group_hits))
+        out[g] = row
+    return out
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -246,6 +319,22 @@ def to_markdown(report: dict[str, Any]) -> str:
         m = r["metrics"]
         cells = [f"{m[k]:.2f}" if k in m and np.isfinite(m[k]) else ("inf" if k in m else "-") for k in keys]
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    grouped = [(spec, r["groups"]) for spec, r in report["models"].items() if "groups" in r]
+    if grouped:
+        lines += ["", "Per group (PSNR / AuC / CF" + (" / top-1 %" if "top1" in keys else "") + "):", "",
+                  "| group | photos | " + " | ".join(spec for spec, _ in grouped) + " |",
+                  "|---|---:|" + "---:|" * len(grouped)]
+        for g, n in proto.get("groups", {}).items():
+            cells = []
+            for _, gm in grouped:
+                m = gm[g]
+                cell = f"{m['psnr']:.2f} / {m['auc']:.2f} / {m['colorfulness']:.1f}"
+                cells.append(cell + (f" / {m['top1']:.1f}" if "top1" in m else ""))
+            lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    if proto.get("pseudo_labelled"):
+        lines += ["", f"top-1: {proto['pseudo_labelled']} photos without an ImageNet label carry the "
+                  f"classifier's label of their truth (probability >= {PSEUDO_LABEL_CONFIDENCE:g}); "
+                  f"{proto['imagenet_labelled']} carry their ImageNet label."]
     lines += ["", "Protocol: " + " ".join(proto["text"].split())]
     return "\n".join(lines) + "\n"
 

@@ -35,7 +35,17 @@ import yaml
 from tqdm import tqdm
 
 from .color import lab_to_rgb
-from .data import CropDataset, EpochSampler, build_manifest, check_crop_scale, check_train_fraction, subsample
+from .data import (
+    CropDataset,
+    EpochSampler,
+    Manifest,
+    ManifestEntry,
+    build_manifest,
+    check_crop_scale,
+    check_train_fraction,
+    subsample,
+)
+from .feature_cache import CachedCrops, build_feature_cache, collate_cached
 from .models.base import ColorModel, build_model
 from .weights import save_weights
 
@@ -274,6 +284,35 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def corpus_manifest(path: str | Path) -> tuple[Manifest, dict[str, float]]:
+    """A corpus manifest (``tinct.corpus build``) as a training Manifest, and each photo's weight."""
+    from .corpus import read_manifest
+
+    photos = read_manifest(path)
+    entries = [ManifestEntry(p.path, -1, p.split, p.width, p.height) for p in photos]
+    return Manifest(entries, [], {}, [str(path)]), {p.path: p.weight for p in photos}
+
+
+def model_for_cache(cfg: TrainConfig) -> ColorModel:
+    """The recipe's model with its pretrained backbone, to compute the features a cache stores."""
+    model_cfg = dict(cfg.model)
+    model = build_model(model_cfg.pop("arch"), **model_cfg)
+    if not hasattr(model, "from_features") or not getattr(model, "freeze_backbone", False) or getattr(model, "tune_levels", 0):
+        raise ValueError("data.feature_cache needs a model with a fully frozen backbone and a "
+                         "features/from_features split (the larsson models)")
+    return model
+
+
+def cached_training_set(model: ColorModel, entries: list[ManifestEntry], weights: list[float] | None,
+                        cfg: TrainConfig, crop_scale, progress: bool) -> CachedCrops:
+    """Build (or finish) ``data.feature_cache`` for ``entries`` and open it as the training set."""
+    data = cfg.data
+    build_feature_cache(model, entries, weights or [1.0] * len(entries), data["feature_cache"], cfg.size,
+                        cfg.resize, crops_per_unit=float(data.get("crops_per_unit", 1.0)), crop_scale=crop_scale,
+                        seed=cfg.seed, batch_size=32, workers=min(cfg.workers, 1), progress=progress)
+    return CachedCrops(data["feature_cache"])
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -326,19 +365,27 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
 
     data = cfg.data
     roots = data.get("roots") or []
-    if not roots:
-        raise ValueError("no training data: set data.roots in the config or pass --data DIR")
+    corpus = data.get("corpus")
+    if not roots and not corpus:
+        raise ValueError("no training data: set data.roots (or data.corpus) in the config or pass --data DIR")
+    feature_cache = data.get("feature_cache")
+    if feature_cache and world > 1:
+        raise ValueError("data.feature_cache trains on one process; drop it to train under torchrun")
     # checked before the (possibly long) manifest scan
     train_fraction = check_train_fraction(float(data.get("train_fraction", 1.0)))
     crop_scale = check_crop_scale(cfg.crop_scale)
-    if is_main:
+    if corpus:
+        manifest, weight_of = corpus_manifest(corpus)
+        roots = [corpus]
+        log.info("data: %s", manifest.summary())
+    elif is_main:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json",
                                   fractions=tuple(data.get("fractions", (0.9, 0.05, 0.05))),
                                   labels_csv=data.get("labels_csv"), workers=cfg.workers, progress=progress)
         log.info("data: %s", manifest.summary())
     if world > 1:
         dist.barrier()
-    if not is_main:
+    if not is_main and not corpus:
         manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
     all_train = manifest.split("train")
     train_entries = subsample(all_train, train_fraction)
@@ -346,7 +393,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         raise ValueError("no training photos left after data.train_fraction")
     if is_main and len(train_entries) < len(all_train):
         log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries), len(all_train))
-    train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
+    if feature_cache:
+        train_set = cached_training_set(model_for_cache(cfg), train_entries,
+                                        [weight_of.get(e.path, 1.0) for e in train_entries] if corpus else None,
+                                        cfg, crop_scale, progress and is_main)
+    else:
+        train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
     val_entries = sorted(manifest.split("val") or manifest.split("train"),
                          key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
@@ -429,13 +481,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     while step < max_steps:
         sampler = EpochSampler(len(train_set), cfg.seed, epoch, start=pos, rank=rank, world=world)
         loader = torch.utils.data.DataLoader(
-            train_set, batch_size=per_rank_batch, sampler=sampler, drop_last=True, collate_fn=_collate,
+            train_set, batch_size=per_rank_batch, sampler=sampler, drop_last=True,
+            collate_fn=collate_cached if feature_cache else _collate,
             num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
             persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
         for batch in loader:
             t0 = time.perf_counter()
-            batch = {k: v.to(device) for k, v in batch.items()}
-            pred = net(batch["L"])
+            batch = {k: [f.to(device) for f in v] if k == "feats" else v.to(device) for k, v in batch.items()}
+            pred = model.from_features(batch["feats"], batch["ab"].shape[-2:]) if feature_cache else net(batch["L"])
             loss, logs = model.loss(pred, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

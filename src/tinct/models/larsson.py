@@ -173,12 +173,24 @@ class Larsson(ColorModel):
         Eval mode: {"logits": (B,K,H/s,W/s)}, s = ``out_stride``. K = sum of the histogram sizes
         (64 for the marginal spaces, 256 for lab-joint); softmax is applied per histogram later.
         """
+        return self.from_features(self.features(L), L.shape[-2:])
+
+    def features(self, L: torch.Tensor) -> list[torch.Tensor]:
+        """L (B,1,H,W) in [0,100] -> the backbone's pyramid levels, (B,C_i,H/2^(i+1),W/2^(i+1)).
+
+        With a frozen backbone these are what ``tinct.feature_cache`` stores, so that training
+        the head for many epochs runs the backbone once per crop.
+        """
         gray = gray_rgb_from_l(L)
         with torch.set_grad_enabled(torch.is_grad_enabled() and (self.tune_levels > 0 or not self.freeze_backbone)):
-            feats = self.backbone(gray)
-        B, _, H, W = L.shape
+            return self.backbone(gray)
+
+    def from_features(self, feats: list[torch.Tensor], image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The head on the backbone's levels of an image of ``image_size`` (H, W): see ``forward``."""
+        B = feats[0].shape[0]
+        H, W = image_size[0], image_size[1]
         if self.training:
-            pts = sample_points(B, H, W, self.points).to(L.device)
+            pts = sample_points(B, H, W, self.points).to(feats[0].device)
             return {"logits": self.head(self.project.sparse(feats, pts)), "points": pts}
         size = (max(1, H // self.out_stride), max(1, W // self.out_stride))
         return {"logits": self.head(self.project.dense(feats, size))}
