@@ -306,3 +306,89 @@ def test_bad_config_is_a_clear_error(tmp_path):
     cfg.write_text("nmae: x\n")
     r = subprocess.run([sys.executable, "-m", "tinct.cli", "train", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown config keys: nmae" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fewer_photos_than_one_batch_still_trains_and_says_so(dataset, tmp_path, caplog, monkeypatch):
+    from tinct import train as train_module
+    from tinct.weights import read_metadata
+
+    epochs: list[int] = []
+    real_sampler = train_module.EpochSampler
+
+    def counting_sampler(*args, **kwargs):  # an epoch that yields no batch never advances the step
+        epochs.append(1)
+        if len(epochs) > 20:
+            pytest.fail("20 epochs without a training step: the epochs yield no batch")
+        return real_sampler(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "EpochSampler", counting_sampler)
+    cfg = tiny_config(dataset, batch_size=24, max_steps=2)
+    with caplog.at_level("WARNING", logger="tinct.train"):
+        final = train_module.train(TrainConfig.from_dict(cfg), tmp_path / "run", progress=False)
+    n = len(Manifest.load(tmp_path / "run" / "manifest.json").split("train"))
+    meta = read_metadata(final)
+    assert n < 24 and meta["steps"] == 2 and meta["images_seen"] == 2 * n
+    assert f"only {n} training photos for batch_size 24: training on batches of {n}" in caplog.text
+
+
+def test_fit_batch_keeps_full_batches_and_shrinks_an_empty_epoch():
+    from tinct.train import fit_batch
+
+    assert fit_batch(100, 16) == 16 and fit_batch(16, 16) == 16
+    assert fit_batch(21, 24, warn=False) == 21
+    assert fit_batch(21, 12, world=2, warn=False) == 11  # each of 2 processes gets 11 (padded) items
+    assert fit_batch(0, 8, warn=False) == 1
+
+
+def _corrupt(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncate" else b"\x80\x04not a checkpoint" * 40)
+
+
+def test_resume_falls_back_to_the_newest_checkpoint_that_loads(dataset, tmp_path, caplog):
+    from tinct.train import train
+    from tinct.weights import read_metadata
+
+    run = tmp_path / "run"
+    # 17 photos, batch 4: checkpoints at steps 3, 4 (epoch end) and 6; keep_last 2 leaves 4 and 6
+    train(TrainConfig.from_dict(tiny_config(dataset, max_steps=6)), run, progress=False)
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    assert [p.name for p in ckpts] == ["step_00000004.pt", "step_00000006.pt"]
+    _corrupt(ckpts[-1], "truncate")
+    with caplog.at_level("INFO", logger="tinct.train"):
+        final = train(TrainConfig.from_dict(tiny_config(dataset, max_steps=7)), run, resume=True, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "tinct.train"]
+    assert len(warnings) == 1 and "step_00000006.pt" in warnings[0] and "\n" not in warnings[0]
+    assert "resumed from" in caplog.text and "step_00000004.pt (step 4" in caplog.text
+    assert read_metadata(final)["steps"] == 7
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage"])
+def test_resume_without_a_loadable_checkpoint_is_one_line_naming_it(dataset, tmp_path, how):
+    from tinct.train import train
+
+    run = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_config(dataset, max_steps=3)), run, progress=False)
+    for path in (run / "checkpoints").glob("step_*.pt"):
+        _corrupt(path, how)
+    with pytest.raises(ValueError) as err:
+        train(TrainConfig.from_dict(tiny_config(dataset, max_steps=5)), run, resume=True, progress=False)
+    msg = str(err.value)
+    assert "step_00000003.pt" in msg and "drop --resume" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("name, content", [("vgg16.pth", b"\x80\x04not a state dict" * 40),
+                                           ("vgg16.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"),
+                                           ("vgg16-half.pth", None)])
+def test_unreadable_vgg_weights_are_one_line_naming_the_file(tmp_path, name, content):
+    from tinct.backbones.vgg import VGG16Features
+
+    path = tmp_path / name
+    if content is None:  # a real state dict, cut in half
+        torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, path)
+        content = path.read_bytes()[:400]
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        VGG16Features(path)
+    msg = str(err.value)
+    assert str(path) in msg and "\n" not in msg and "weights_only" not in msg and "vgg16-397923af.pth" in msg

@@ -24,6 +24,8 @@ import math
 import os
 import random
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,24 @@ def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: 
     raise ValueError(f"unknown schedule {name!r}; use constant, step or cosine")
 
 
+def fit_batch(items: int, per_rank_batch: int, world: int = 1, what: str = "training photos",
+              warn: bool = True) -> int:
+    """The per-process batch size: ``per_rank_batch``, or smaller when an epoch has fewer items.
+
+    Batches are full (``drop_last``), so a training set smaller than one batch would yield no
+    batch at all and the step loop would never advance: then every process trains on batches
+    of all its items (one step per epoch), and a one-line warning names the counts.
+    """
+    per_rank_items = -(-items // world)  # EpochSampler pads the last round to ``world``
+    if per_rank_items >= per_rank_batch:
+        return per_rank_batch
+    fitted = max(per_rank_items, 1)
+    if warn:
+        log.warning("only %d %s for batch_size %d: training on batches of %d (add photos or lower batch_size)",
+                    items, what, per_rank_batch * world, fitted * world)
+    return fitted
+
+
 def _collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
@@ -327,6 +347,42 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's first sentence on one short line (torch and pickle errors run to paragraphs)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(". ", 1)[0].rstrip(".")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def resume_checkpoint(run_dir: Path, restore: Callable[[dict[str, Any]], None], device: str) -> tuple[Path, dict[str, Any]] | None:
+    """Restore the newest checkpoint of ``run_dir`` that loads; None when there is none.
+
+    ``restore(state)`` applies a loaded checkpoint (model, optimizer, scheduler...) and raises
+    when it does not fit. A checkpoint that cannot be read or applied (truncated, not a
+    checkpoint, another model) is skipped with a one-line warning naming it, and the previous
+    one is tried; when none works the error is one line (ValueError) saying what to do.
+    """
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"), reverse=True)
+    problems: list[str] = []
+    for path in ckpts:
+        try:
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location=device, weights_only=True)
+            if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
+                raise ValueError("not a tinct training checkpoint")
+            restore(state)
+            return path, state
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped, by name
+            problems.append(f"{path.name}: {_one_line(exc)}")
+            log.warning("--resume: cannot load checkpoint %s (%s); trying the previous one", path, _one_line(exc))
+    if not ckpts:
+        return None
+    raise ValueError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} can be loaded ({problems[0]}"
+                     f"{f'; {len(problems) - 1} older one(s) too' if len(problems) > 1 else ''}); move the "
+                     "checkpoints folder away to start from scratch, or drop --resume")
+
+
 def save_checkpoint(run_dir: Path, state: dict[str, Any], keep_last: int) -> Path:
     d = run_dir / "checkpoints"
     d.mkdir(parents=True, exist_ok=True)
@@ -414,27 +470,31 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     model.train()
     params = model.trainable_parameters()
     optimizer = make_optimizer(parameter_groups(model, cfg.optimizer), cfg.optimizer)
-    per_rank_batch = max(cfg.batch_size // world, 1)
+    per_rank_batch = fit_batch(len(train_set), max(cfg.batch_size // world, 1), world,
+                               "cached training crops" if feature_cache else "training photos", is_main)
     steps_per_epoch = max(len(train_set) // (per_rank_batch * world), 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.schedule, max_steps, steps_per_epoch))
 
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
-    ckpt_path = latest_checkpoint(run_dir) if resume else None
+
+    def restore(ckpt: dict[str, Any]) -> None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng_torch"])
+        random.setstate(_to_py_state(ckpt["rng_python"]))
+
+    resumed = resume_checkpoint(run_dir, restore, device) if resume else None
     origin = None
     if cfg.init:  # a resumed run's checkpoint already holds the weights it started from: only record them
-        origin = init_origin(cfg.init) if ckpt_path else init_from(model, cfg.init)
+        origin = init_origin(cfg.init) if resumed else init_from(model, cfg.init)
     if resume:
-        if ckpt_path is None:
+        if resumed is None:
             log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
         else:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
+            ckpt_path, ckpt = resumed
             step, epoch, pos, elapsed = ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt.get("elapsed", 0.0)
-            torch.set_rng_state(ckpt["rng_torch"])
-            random.setstate(_to_py_state(ckpt["rng_python"]))
             if is_main:
                 log.info("resumed from %s (step %d, epoch %d)", ckpt_path, step, epoch)
 

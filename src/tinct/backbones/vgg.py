@@ -11,6 +11,7 @@ conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (after ReLU) at strides 1, 2, 4, 8, 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,20 +32,32 @@ def load_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"VGG16 weights file not found: {p}. tinct does not download weights; point to a "
             "torchvision-format VGG16 state dict (e.g. vgg16-397923af.pth)."
         )
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(p))
-    else:
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-            raise ValueError(f"{p} is not a readable PyTorch state dict: {exc}") from exc
+            state = load_file(str(p))
+        else:
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files
+                warnings.simplefilter("ignore")
+                state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear line
+        kind = "safetensors file" if p.suffix == ".safetensors" else "PyTorch state dict"
+        raise ValueError(f"cannot read the VGG16 weights file {p} ({_first_sentence(exc)}): it is truncated, "
+                         f"corrupt or not a {kind}; point to a torchvision-format VGG16 state dict "
+                         "(e.g. vgg16-397923af.pth)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "features.0.weight" not in state:
         raise ValueError(f"{p} does not look like a torchvision VGG16 state dict (no 'features.0.weight')")
     return state
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The first sentence of an error, on one line (torch's unpickling errors run to paragraphs)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(". ", 1)[0].rstrip(".")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class VGG16Features(nn.Module):
@@ -70,8 +83,11 @@ class VGG16Features(nn.Module):
             own = {k: v for k, v in state.items() if k.startswith("features.")}
             missing = set(self.features.state_dict()) - {k[len("features."):] for k in own}
             if missing:
-                raise ValueError(f"VGG16 state dict misses {sorted(missing)[:4]}...")
-            self.load_state_dict(own, strict=False)
+                raise ValueError(f"{weights}: the VGG16 state dict misses {sorted(missing)[:4]}...")
+            try:
+                self.load_state_dict(own, strict=False)
+            except RuntimeError as exc:  # tensors of other shapes: another network's weights
+                raise ValueError(f"{weights} does not hold VGG16 weights ({_first_sentence(exc)})") from None
         self.in_channels = in_channels
         mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(_STD).view(1, 3, 1, 1)
