@@ -44,10 +44,11 @@ def gray_frames(n: int, h: int, w: int, cut_at: int | None = None) -> list[np.nd
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10, vcodec: str = "libx264",
-               acodec: str | None = "aac", rotation: int = 0) -> Path:
-    """Encode ``frames`` with PyAV, plus a 440 Hz sine as long as the video when ``acodec``."""
+               acodec: str | None = "aac", rotation: int = 0, faststart: bool = False) -> Path:
+    """Encode ``frames`` with PyAV, plus a 440 Hz sine as long as the video when ``acodec``
+    (``faststart``: an MP4's index before its data, so that a truncated copy still opens)."""
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as out:
         v = out.add_stream(vcodec, rate=fps)
         v.width, v.height = w, h
         v.pix_fmt = "yuv444p" if vcodec == "ffv1" else "yuv420p"
@@ -190,3 +191,72 @@ def test_paths_and_bad_inputs(colorizer, tmp_path):
     with pytest.raises(ValueError, match="overwrite the input"):
         colorize_video_cli(colorizer, src, src, "ema", False)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def noisy_frames(n: int, h: int, w: int) -> list[np.ndarray]:
+    """Gray frames with fresh grain each: every frame costs bytes, so a cut file loses frames."""
+    rng = np.random.default_rng(5)
+    return [np.clip(f.astype(np.int16) + rng.integers(-20, 21, f.shape[:2])[..., None], 0, 255).astype(np.uint8)
+            for f in gray_frames(n, h, w)]
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_truncated_video_names_the_frame_and_fails_unless_partial_is_allowed(colorizer, tmp_path, capsys, ext):
+    whole = write_clip(tmp_path / f"whole{ext}", noisy_frames(30, 48, 64), faststart=True)
+    cut = tmp_path / f"cut{ext}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    dst = tmp_path / "out" / f"cut{ext}"
+    with pytest.raises(ImageError, match=r"decoding stopped at frame \d+") as err:
+        colorize_video_cli(colorizer, cut, dst, "ema", False)
+    msg = str(err.value)
+    assert "--allow-partial" in msg and str(cut) not in msg and "\n" not in msg
+    assert not dst.exists() and not list(dst.parent.glob(".*"))  # nothing written, no temporary left
+    res = colorize_video_cli(colorizer, cut, dst, "ema", False, allow_partial=True)
+    warning = capsys.readouterr().err.strip()
+    assert 0 < res.frames < 30 and len(probe(dst)["frames"]) == res.frames
+    assert warning.startswith(f"tinct: warning: {cut}: decoding stopped at frame {res.frames + 1}")
+    assert "\n" not in warning and res.partial in warning
+    full = colorize_video(colorizer, whole, tmp_path / f"full{ext}", progress=False)
+    assert full.frames == 30 and full.partial is None  # a complete file is not flagged
+
+
+def _bit_flipped(src: Path, dst: Path, where: str) -> Path:
+    data = bytearray(src.read_bytes())
+    if where == "header":
+        for i in range(64):
+            data[i] ^= 0xFF
+    else:
+        rng = np.random.default_rng(0)
+        for i in rng.integers(len(data) // 10, len(data), 200):
+            data[i] ^= 1 << int(rng.integers(8))
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("where", ["header", "stream"])
+def test_bit_flipped_mkv_is_one_line_naming_the_file_once(tiny_model_path, tmp_path, capsys, where):
+    from tinct.cli import main
+
+    clip = write_clip(tmp_path / "clip.mkv", gray_frames(30, 48, 64))
+    bad = _bit_flipped(clip, tmp_path / "flipped.mkv", where)
+    rc = main(["colorize", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),
+               "--backend", "torch", "--render-size", "64", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.startswith(f"tinct: error: {bad}: ") and "\n" not in err, err
+    assert err.count("flipped.mkv") == 1, err
+
+
+def test_video_docs_examples_write_where_they_say():
+    """docs/video.md's ``tinct colorize ... # -> PATH`` lines agree with ``video_output_path``."""
+    import re
+    import shlex
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "video.md").read_text()
+    examples = re.findall(r"^tinct colorize (.+?)\s+# -> (\S+)", doc, flags=re.M)
+    assert len(examples) >= 3
+    for command, written in examples:
+        args = shlex.split(command)
+        src = next(a for a in args if is_video_path(a) and a != (args[args.index("-o") + 1] if "-o" in args else None))
+        out = args[args.index("-o") + 1] if "-o" in args else "colorized"
+        assert video_output_path(Path(src), Path(out)) == Path(written), command

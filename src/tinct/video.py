@@ -27,6 +27,11 @@ The output keeps the input's size (rounded up to even for 4:2:0 chroma), frame t
 sample aspect ratio. Video is H.264 (libx264, yuv420p, BT.709 tags) except in ``.webm``,
 which only allows VP9/AV1: there it is VP9. Audio is copied packet for packet when the output
 container accepts the codec, else re-encoded to AAC (Opus in ``.webm``). Writes are atomic.
+
+A file whose decoding stops early (cut short, or corrupt data the decoder refuses) is an error
+naming the frame where it stopped, unless ``allow_partial``: then the frames before it are
+written and ``VideoResult.partial`` says what was lost. "Early" is measured against the length
+the file declares (the stream's duration, a Matroska ``DURATION`` tag, or its frame count).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "SMOOTHING",
     "FrameResult",
+    "PartialVideo",
     "TemporalSmoother",
     "VideoResult",
     "colorize_frames",
@@ -279,10 +285,26 @@ class VideoResult:
     audio: str | None                     # "copy", "aac", "opus" or None (no audio)
     cuts: list[int] = field(default_factory=list)   # frame indices where a scene starts
     seconds: float = 0.0                  # wall time
+    partial: str | None = None            # why decoding stopped early (``allow_partial``), else None
+
+
+class PartialVideo(ImageError):
+    """Decoding stopped before the end the file declares (truncated or corrupt input).
+
+    ``frames`` frames were decoded before ``reason``; nothing was written (``allow_partial``
+    keeps them).
+    """
+
+    def __init__(self, src: Path, frames: int, reason: str):
+        super().__init__(f"{src}: {reason}; the {frames} frame(s) before it were not kept (allow partial output "
+                         "to keep them)")
+        self.src, self.frames, self.reason = src, frames, reason
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """One line about ``exc``; FFmpeg's own text without the file name it appends (the caller names the file)."""
+    text = getattr(exc, "strerror", None)
+    return " ".join(str(text or exc).split()) or type(exc).__name__
 
 
 def _open_input(src: Path) -> Any:
@@ -302,6 +324,23 @@ def _open_input(src: Path) -> Any:
         container.close()
         raise ImageError(f"{src}: the file has no video stream")
     return container
+
+
+def _declared_seconds(container: Any, vin: Any) -> float | None:
+    """How long the file says its video stream lasts: the stream's duration, else its Matroska
+    ``DURATION`` tag, else the file's duration when the video is its only stream; None if unknown."""
+    if vin.duration and vin.time_base:
+        return float(vin.duration * vin.time_base)
+    tag = (vin.metadata or {}).get("DURATION") or (vin.metadata or {}).get("duration")
+    if tag:
+        try:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
 
 
 def _frame_rate(stream: Any) -> Fraction:
@@ -356,7 +395,7 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
                    alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
                    cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, progress: bool = True,
                    batch_size: int = 4, crf: int = 18, preset: str = "medium", max_frames: int | None = None,
-                   **options: Any) -> VideoResult:
+                   allow_partial: bool = False, **options: Any) -> VideoResult:
     """Colorize the video ``src`` into ``dst`` (container from ``dst``'s extension; atomic write).
 
     Args:
@@ -367,10 +406,14 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
         batch_size: frames per network call.
         crf, preset: libx264 quality (lower crf = better) and speed.
         max_frames: stop after this many frames (the audio read so far is kept: it ends near the video).
+        allow_partial: when decoding stops early (a truncated or corrupt file), write the frames
+            decoded before it (``VideoResult.partial`` says where it stopped) instead of raising
+            ``PartialVideo``.
         options: extra decode options (e.g. ``temperature``).
 
     Raises ``ImageError`` for an unreadable input (missing, not a video, no video stream, no
-    frame) and ``ValueError`` for bad arguments (output type, smoothing, same file).
+    frame), ``PartialVideo`` (an ``ImageError``) when decoding stops early, and ``ValueError``
+    for bad arguments (output type, smoothing, same file).
     """
     import av
     from tqdm import tqdm
@@ -395,7 +438,8 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
     try:
         with container:
             result = _transcode(container, tmp, out_format, colorizer, src, smoothing, alpha, motion,
-                                cut_threshold, progress, batch_size, crf, preset, max_frames, options, av, tqdm)
+                                cut_threshold, progress, batch_size, crf, preset, max_frames, allow_partial,
+                                options, av, tqdm)
         _replace(tmp, dst)
     except av.FFmpegError as exc:
         raise ImageError(f"{src}: video processing failed ({_one_line(exc)})") from exc
@@ -409,8 +453,8 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
 
 def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer, src: Path, smoothing: str,
                alpha: float, motion: float | None, cut_threshold: float | None, progress: bool, batch_size: int,
-               crf: int, preset: str, max_frames: int | None, options: dict[str, Any], av: Any,
-               tqdm: Any) -> VideoResult:
+               crf: int, preset: str, max_frames: int | None, allow_partial: bool, options: dict[str, Any],
+               av: Any, tqdm: Any) -> VideoResult:
     """Decode ``container``, colorize, and write ``tmp`` (format ``out_format``)."""
     with av.open(str(tmp), "w", format=out_format,
                  options={"movflags": "+faststart"} if out_format in ("mp4", "mov") else {}) as out:
@@ -430,11 +474,14 @@ def _transcode(container: Any, tmp: Path, out_format: str, colorizer: Colorizer,
                 bar.update(1)
         finally:
             bar.close()
+        partial = job.stopped_early()
         if job.written == 0:
-            raise ImageError(f"{src}: the video has no decodable frame")
+            raise ImageError(f"{src}: the video has no decodable frame" + (f" ({job.error})" if job.error else ""))
+        if partial and not allow_partial:
+            raise PartialVideo(src, job.written, partial)
         job.finish()
     return VideoResult(path=tmp, frames=job.written, width=job.vout.width, height=job.vout.height,
-                       fps=float(job.rate), audio=job.audio_mode, cuts=cuts)
+                       fps=float(job.rate), audio=job.audio_mode, cuts=cuts, partial=partial)
 
 
 class _Transcoder:
@@ -447,7 +494,7 @@ class _Transcoder:
 
     def __init__(self, container: Any, out: Any, out_format: str, crf: int, preset: str,
                  max_frames: int | None, av: Any):
-        self.container, self.out, self.max_frames = container, out, max_frames
+        self.container, self.out, self.max_frames, self.av = container, out, max_frames, av
         self.vin = vin = container.streams.video[0]
         vin.thread_type = "AUTO"
         self.ain = ain = container.streams.audio[0] if container.streams.audio else None
@@ -487,6 +534,9 @@ class _Transcoder:
         self.last_pts: int | None = None
         self.decoded = 0
         self.written = 0
+        self.capped = False                   # stopped at max_frames
+        self.error: str | None = None         # why the decoder gave up, if it did
+        self.span: tuple[float, float] | None = None  # times (s) of the first and last decoded frames
 
     def _mux(self, packets: list[Any]) -> None:
         if self.pending is None:
@@ -494,7 +544,8 @@ class _Transcoder:
         else:
             self.pending += packets
 
-    def _audio(self, packet: Any) -> None:
+    def _audio(self, packet: Any, decoded: list[Any] | None) -> None:
+        """Pass an audio packet on: copied as is, or its ``decoded`` frames re-encoded."""
         if self.aout is None:
             return
         if self.audio_mode == "copy":
@@ -503,29 +554,75 @@ class _Transcoder:
             packet.stream = self.aout
             self._mux([packet])
         else:
-            self._mux([p for f in self.ain.decode(packet) for p in self.aout.encode(f)])
+            self._mux([p for f in decoded or () for p in self.aout.encode(f)])
+
+    def _decoded(self) -> Iterator[Any]:
+        """The video stream's decoded frames; audio packets are passed on meanwhile.
+
+        An FFmpeg error while reading or decoding (truncated or corrupt data) ends the stream:
+        it is kept in ``error``, and the frames the decoder still holds are flushed out.
+        """
+        streams = [self.vin] + ([self.ain] if self.ain is not None else [])
+        packets = self.container.demux(*streams)
+        while True:
+            try:
+                packet = next(packets)
+                if packet.stream.type == "audio":
+                    audio = self.ain.decode(packet) if self.aout is not None and self.audio_mode != "copy" else None
+                else:
+                    frames = packet.decode()
+            except StopIteration:
+                return
+            except self.av.FFmpegError as exc:
+                self.error = _one_line(exc)
+                break
+            if packet.stream.type == "audio":
+                self._audio(packet, audio)
+            else:
+                yield from frames
+        try:
+            yield from self.vin.codec_context.decode(None)
+        except self.av.FFmpegError:
+            pass
+
+    def stopped_early(self) -> str | None:
+        """Why decoding ended before the end the file declares (with the frame), or None."""
+        if self.capped:
+            return None
+        at = f"decoding stopped at frame {self.decoded + 1}"
+        if self.error:
+            return f"{at} ({self.error})"
+        declared = _declared_seconds(self.container, self.vin)
+        if declared is not None and self.span is not None:  # timestamps: right for variable frame rates too
+            step = 1 / float(self.rate)
+            got = self.span[1] - self.span[0] + step
+            if declared - got > 2 * step + 0.25:
+                return f"{at}, {got:.1f} s into {declared:.1f} s: the file ends early (truncated?)"
+            return None
+        if self.vin.frames and self.decoded < self.vin.frames - 2:
+            return f"{at} of {self.vin.frames}: the file ends early (truncated?)"
+        return None
 
     def frames(self) -> Iterator[np.ndarray]:
         """Decoded video frames as (H,W,3) uint8 RGB, in presentation order; audio is passed on meanwhile."""
-        streams = [self.vin] + ([self.ain] if self.ain is not None else [])
-        for packet in self.container.demux(*streams):
-            if packet.stream.type == "audio":
-                self._audio(packet)
-                continue
-            for frame in packet.decode():
-                if self.decoded == self.max_frames:
-                    return  # the audio read so far is kept: it ends about where the video does
-                self.decoded += 1
-                if self.size is None:
-                    self.size = (frame.width, frame.height)
-                    self.vout.width, self.vout.height = frame.width + frame.width % 2, frame.height + frame.height % 2
-                    rotation = getattr(frame, "rotation", 0) or 0
-                    if rotation:
-                        self.vout.set_display_rotation(rotation)
-                w, h = self.size  # a stream that changes size mid-way is scaled to its first size
-                color_range = frame.color_range if frame.color_range in (1, 2) else None
-                self.stamps.append((frame.pts, frame.time_base))
-                yield frame.reformat(width=w, height=h, format="rgb24", src_color_range=color_range).to_ndarray()
+        for frame in self._decoded():
+            if self.decoded == self.max_frames:
+                self.capped = True
+                return  # the audio read so far is kept: it ends about where the video does
+            self.decoded += 1
+            if frame.time is not None:
+                self.span = (min(self.span[0], frame.time), max(self.span[1], frame.time)) if self.span \
+                    else (frame.time, frame.time)
+            if self.size is None:
+                self.size = (frame.width, frame.height)
+                self.vout.width, self.vout.height = frame.width + frame.width % 2, frame.height + frame.height % 2
+                rotation = getattr(frame, "rotation", 0) or 0
+                if rotation:
+                    self.vout.set_display_rotation(rotation)
+            w, h = self.size  # a stream that changes size mid-way is scaled to its first size
+            color_range = frame.color_range if frame.color_range in (1, 2) else None
+            self.stamps.append((frame.pts, frame.time_base))
+            yield frame.reformat(width=w, height=h, format="rgb24", src_color_range=color_range).to_ndarray()
 
     def write(self, rgb: np.ndarray) -> None:
         """Encode the next colorized frame (H,W,3) uint8 with the timestamp of its source frame."""
@@ -553,19 +650,39 @@ class _Transcoder:
             self.out.mux(self.aout.encode(None))
 
 
-def colorize_video_cli(colorizer: Colorizer, src: Path, dst: Path, smoothing: str, progress: bool) -> None:
+def colorize_video_cli(colorizer: Colorizer, src: Path, dst: Path, smoothing: str, progress: bool,
+                       allow_partial: bool = False) -> VideoResult:
     """``tinct colorize VIDEO -o OUT``: colorize one video, print a one-line summary to stderr.
 
+    A video whose decoding stops early (truncated or corrupt) is an error naming the frame
+    where it stopped, unless ``allow_partial`` (``--allow-partial``): then the frames before
+    it are written and a one-line warning says where it stopped.
+
     Raises ``ImageError`` (unreadable input) or ``ValueError`` (bad arguments) with one-line
-    messages; never overwrites ``src``.
+    messages that do not repeat ``src`` (the command line prefixes it); never overwrites ``src``.
     """
     src, dst = Path(src), Path(dst)
     if not is_video_path(dst):
         raise ValueError(f"{dst}: write a video as one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
-    res = colorize_video(colorizer, src, dst, smoothing=smoothing, progress=progress)
+    try:
+        res = colorize_video(colorizer, src, dst, smoothing=smoothing, progress=progress, allow_partial=allow_partial)
+    except PartialVideo as exc:
+        raise ImageError(f"{exc.reason}; nothing written: pass --allow-partial to keep the {exc.frames} frame(s) "
+                         "before it") from None
+    except (ImageError, ValueError) as exc:
+        raise type(exc)(_without_name(str(exc), src)) from None
+    if res.partial:
+        print(f"tinct: warning: {src}: {res.partial}; kept the {res.frames} frame(s) before it", file=sys.stderr)
     if progress:
         fps = res.frames / res.seconds if res.seconds > 0 else 0.0
         audio = {"copy": "audio copied", None: "no audio"}.get(res.audio, f"audio re-encoded to {res.audio}")
         print(f"{src} -> {dst}: {res.frames} frames {res.width}x{res.height} at {res.fps:.3g} fps, "
               f"{len(res.cuts)} cut(s), {audio}, smoothing {smoothing}; {res.seconds:.1f} s ({fps:.1f} frames/s)",
               file=sys.stderr)
+    return res
+
+
+def _without_name(message: str, src: Path) -> str:
+    """``message`` without a leading ``"<src>: "`` (the command line names the file itself)."""
+    prefix = f"{src}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
