@@ -197,6 +197,35 @@ def test_samples_differ_and_are_reproducible(client):
     assert [i["data"] for i in first["results"]] == [i["data"] for i in again["results"]]
 
 
+def exif_heavy(kind: str, size: int = 70_000) -> bytes:
+    """A gray PNG or WebP whose EXIF block is over a JPEG's 64 KB limit."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * size  # ImageDescription
+    buf = io.BytesIO()
+    Image.fromarray(make_photo(40, 52, 4)).convert("RGB").convert("L").convert("RGB").save(
+        buf, kind, exif=exif.tobytes(), **({"lossless": True} if kind == "WEBP" else {}))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["PNG", "WEBP"])
+def test_exif_too_large_for_a_jpeg_is_dropped_with_a_warning(client, kind, caplog):
+    data = exif_heavy(kind)
+    with caplog.at_level("WARNING", logger="tinct.serve"):
+        image = post(client, data, name=f"scan.{kind.lower()}", format="jpeg", output="image")
+        as_json = post(client, data, name=f"scan.{kind.lower()}", format="jpeg")
+        as_png = post(client, data, name=f"scan.{kind.lower()}", format="png", output="image")
+    assert image.status_code == 200, image.text
+    warning = image.headers["x-tinct-warning"]
+    assert "EXIF" in warning and "JPEG" in warning and "dropped" in warning
+    with Image.open(io.BytesIO(image.content)) as im:
+        assert im.format == "JPEG" and im.size == (52, 40) and "exif" not in im.info
+    assert as_json.status_code == 200 and as_json.json()["warnings"] == [warning]
+    assert "EXIF" in caplog.text
+    assert as_png.status_code == 200 and "x-tinct-warning" not in as_png.headers  # a PNG keeps it
+    with Image.open(io.BytesIO(as_png.content)) as im:
+        assert len(im.info["exif"]) > 65_533
+
+
 def test_content_is_sniffed_not_the_name_or_type(client):
     r = post(client, png_bytes(), name="really-a-png.jpg", ctype="text/plain")
     assert r.status_code == 200, r.text
@@ -286,6 +315,31 @@ def test_missing_image_field(client):
     assert_one_line_error(r, 422, "image", "no 'image' field")
 
 
+def test_default_alias_is_accepted_like_on_the_command_line(client, tiny_model_path):
+    r = post(client, model="default")
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "tiny"  # no shipped model served here: the server's default
+    from tinct.serve.app import ModelPool
+    from tinct.weights import shipped_weights
+
+    target = shipped_weights()["default"]
+    pool = ModelPool({"tiny": tiny_model_path, target.stem: target}, default="tiny")
+    assert pool.check("default").name == target.stem  # the alias names a served file: that one
+    with pytest.raises(Exception, match="unknown model 'weights/default.safetensors'"):
+        pool.check("weights/default.safetensors")
+
+
+def test_serve_doc_gives_the_default_decoder_that_api_models_gives():
+    from tinct.serve.app import ModelPool
+    from tinct.weights import shipped_weights
+
+    target = shipped_weights()["default"]
+    info = ModelPool({target.stem: target}).infos[target.stem]
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "serve.md").read_text()
+    decoder = next(line for line in doc.split("\n- ") if line.startswith("**Decoder**"))
+    assert f"`{info.default_decode}` for the shipped default (`{target.stem}`)" in " ".join(decoder.split())
+
+
 def test_path_like_model_never_touches_the_file_system(client, monkeypatch):
     import tinct.serve.app as serve_app
 
@@ -329,7 +383,21 @@ def test_allowed_hosts_refuse_other_host_headers(tiny_model_path):
     with TestClient(make_app(tiny_model_path, allowed_hosts=["127.0.0.1", "localhost"]),
                     base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"Host": "localhost:8000"}).status_code == 200
         assert c.get("/api/health", headers={"Host": "attacker.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "127.0.0.1.evil.example", ""])
+def test_another_host_header_gets_a_json_error(tiny_model_path, host):
+    with TestClient(make_app(tiny_model_path, allowed_hosts=["127.0.0.1", "localhost"]),
+                    base_url="http://127.0.0.1:8000") as c:
+        r = c.get("/api/health", headers={"Host": host})
+    assert_one_line_error(r, 400, None, "host")
+
+
+def test_errors_the_router_makes_are_json(client):
+    assert_one_line_error(client.get("/no/such/page"), 404, None, "not found")
+    assert_one_line_error(client.get("/api/colorize"), 405, None, "method not allowed")
 
 
 # ----------------------------------------------------------------------------- disk

@@ -12,6 +12,8 @@ Layout::
 
 Robustness rules, in the order a request meets them:
 
+0. ``HostGuard`` (ASGI middleware, when ``allowed_hosts`` is given): a request whose ``Host``
+   header is not one of them is refused with 400 (DNS rebinding against a loopback server).
 1. ``RequestGuard`` (ASGI middleware): a POST whose ``Content-Length`` is over the request cap
    is refused with 413 before its body is read; a streamed body is counted and cut off at the
    cap; a POST whose ``Origin`` is another site is refused with 403 (a web page elsewhere must
@@ -32,7 +34,10 @@ Nothing is written to disk unless the app was given a ``save_dir``: results go b
 response. (Starlette spools uploads over 1 MiB to an anonymous temporary file, which has no
 name on disk and is gone when the request ends.)
 
-Every error response is JSON ``{"error": "<one line>", "field": <form field or null>}``.
+Every error response the app makes is JSON ``{"error": "<one line>", "field": <form field or null>}``.
+(Requests uvicorn cannot parse as HTTP never reach the app: uvicorn answers those itself, in
+plain text.) A result that lost something on the way (EXIF too large for a JPEG) says so in
+``warnings`` (JSON) or the ``X-Tinct-Warning`` header (``output=image``), and in the log.
 """
 
 from __future__ import annotations
@@ -70,13 +75,14 @@ from ..models.base import ColorModel, build_model
 from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer
 from ..weights import load_weights, read_metadata
 
-__all__ = ["create_app", "Limits", "ModelPool", "JobQueue", "ApiError", "QueueFull", "STATIC_DIR"]
+__all__ = ["create_app", "Limits", "ModelPool", "JobQueue", "ApiError", "QueueFull", "HostGuard", "STATIC_DIR"]
 
 log = logging.getLogger("tinct.serve")
 STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
 _FORMATS = {"png": ("PNG", "image/png", ".png"), "jpeg": ("JPEG", "image/jpeg", ".jpg")}
+_JPEG_MAX_EXIF = 65533 - 2  # as tinct.io: the payload limit of a JPEG APP1 segment
 # the page's Content-Security-Policy: everything from this server, images also from blob:/data:
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -194,13 +200,30 @@ class ModelPool:
         return _describe(name, skeleton, meta)
 
     def check(self, name: str | None) -> ModelInfo:
-        """The info of model ``name`` (None: the default); ApiError 400 for anything else."""
+        """The info of model ``name`` (None: the default); ApiError 400 for anything else.
+
+        Besides the served names, a shipped alias (``default``...) is accepted when it names a
+        served file, as ``tinct.weights.resolve`` does; ``default`` is otherwise the server's
+        default model. Paths are never resolved.
+        """
         if name is None or name == "":
             return self.infos[self.default]
-        if name not in self.infos:
+        served = name if name in self.infos else self._alias(name)
+        if served is None:
             shown = name if len(name) <= 60 else name[:57] + "..."
             raise ApiError(400, f"unknown model {shown!r}; choose one of: {', '.join(self.infos)}", "model")
-        return self.infos[name]
+        return self.infos[served]
+
+    def _alias(self, name: str) -> str | None:
+        """The served name a shipped name or alias stands for, or None (never looks at paths)."""
+        from ..weights import shipped_weights
+
+        target = shipped_weights().get(name)
+        if target is not None:
+            for served, path in self.paths.items():
+                if path.resolve() == target.resolve():
+                    return served
+        return self.default if name == "default" else None
 
     def get(self, name: str) -> ColorModel:
         """The loaded model ``name`` (loads it on first use; thread-safe)."""
@@ -319,6 +342,35 @@ class RequestGuard:
         await self.app(scope, limited_receive, send)
 
 
+class HostGuard:
+    """ASGI middleware: refuses requests whose ``Host`` header is not one of ``allowed_hosts``,
+    with a JSON 400 like every other error (Starlette's TrustedHostMiddleware answers in plain
+    text). Patterns are exact host names (any port) or ``*.domain``."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]):
+        self.app = app
+        self.allowed = [h.lower() for h in allowed_hosts]
+
+    def allows(self, header: str | None) -> bool:
+        """Whether a ``Host`` header value names an allowed host."""
+        try:
+            host = urlsplit(f"//{header}").hostname if header else None
+        except ValueError:
+            return False
+        if not host:
+            return False
+        return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) or p == "*" for p in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"host"), None)
+            if not self.allows(host):
+                await _send_error(send, 400, "invalid Host header: this server answers only to "
+                                             f"{', '.join(self.allowed)} (DNS rebinding protection)")
+                return
+        await self.app(scope, receive, send)
+
+
 async def _send_error(send: Send, status: int, message: str) -> None:
     resp = JSONResponse({"error": message, "field": None}, status_code=status, headers={"Connection": "close"})
     await resp({"type": "http"}, _no_receive, send)
@@ -399,6 +451,8 @@ class ColorizeOut(BaseModel):
     queued_ms: float
     elapsed_ms: float
     saved: list[str] = Field(default_factory=list, description="file names written to the server's save folder")
+    warnings: list[str] = Field(default_factory=list,
+                                description="what the results lost on the way, e.g. EXIF too large for a JPEG")
     results: list[SampleOut]
 
 
@@ -449,12 +503,22 @@ def _image_error(exc: tio.ImageError, what: str, field: str) -> ApiError:
     return ApiError(status, msg, field)
 
 
-def _encode(pil: Image.Image, fmt: str, source: tio.LoadedImage) -> bytes:
+def _encode(pil: Image.Image, fmt: str, source: tio.LoadedImage, notes: list[str]) -> bytes:
+    """The result as a ``fmt`` file with the source's ICC profile and EXIF.
+
+    An EXIF block too large for a JPEG (64 KB, e.g. from a PNG or WebP) is dropped, as
+    ``tinct colorize`` does: a one-line note goes to ``notes`` (once) and to the log.
+    """
     buf = io.BytesIO()
     extra: dict[str, Any] = {}
     if source.icc_profile:
         extra["icc_profile"] = source.icc_profile
-    if source.exif:
+    if source.exif and fmt == "jpeg" and len(source.exif) > _JPEG_MAX_EXIF:
+        note = f"the photo's EXIF block of {len(source.exif):,} bytes does not fit in a JPEG; it is dropped"
+        if note not in notes:
+            notes.append(note)
+            log.warning("%s", note)
+    elif source.exif:
         extra["exif"] = source.exif
     if fmt == "jpeg":
         pil.convert("RGB").save(buf, "JPEG", quality=92, **extra)
@@ -463,12 +527,15 @@ def _encode(pil: Image.Image, fmt: str, source: tio.LoadedImage) -> bytes:
     return buf.getvalue()
 
 
-def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
-             save_dir: Path | None) -> tuple[tuple[int, int], list[tuple[int | None, bytes]], list[str]]:
+# what a job returns: (height, width), [(seed, encoded file)], [saved names], [warnings]
+_JobResult = tuple[tuple[int, int], list[tuple[int | None, bytes]], list[str], list[str]]
+
+
+def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_dir: Path | None) -> _JobResult:
     """Decode, colorize ``samples`` times and encode (runs in the worker thread).
 
-    Returns ((height, width), [(seed, encoded file)], [saved names]); the decoded pixels stay
-    in here, so they are freed before the worker takes the next job.
+    Returns ((height, width), [(seed, encoded file)], [saved names], [warnings]); the decoded
+    pixels stay in here, so they are freed before the worker takes the next job.
     """
     try:
         img = tio.read_image(job.image, max_pixels=limits.max_pixels)
@@ -480,9 +547,10 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
             style = tio.read_image(job.style, max_pixels=limits.max_pixels)
         except tio.ImageError as exc:
             raise _image_error(exc, "the style reference", "style") from None
-    colorizer = Colorizer(pool.get(job.model), render_size=render_size, method=job.method)
+    colorizer = Colorizer(pool.get(job.model), render_size, job.method)  # third: the decoder
     outputs: list[tuple[int | None, bytes]] = []
     saved: list[str] = []
+    notes: list[str] = []
     for k in range(job.samples):
         seed = job.seed + k if job.method == "sample" else None
         options: dict[str, Any] = {}
@@ -498,7 +566,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
         except MemoryError:
             raise ApiError(413, "the photo is too large to colorize in this server's memory; try a smaller one",
                            "image") from None
-        outputs.append((seed, _encode(result.to_pil(), job.fmt, img)))
+        outputs.append((seed, _encode(result.to_pil(), job.fmt, img, notes)))
         if save_dir is not None:
             suffix = f"-sample{k + 1}" if job.samples > 1 else ""
             dest = save_dir / f"{job.image_name}-{uuid.uuid4().hex[:8]}-color{suffix}{_FORMATS[job.fmt][2]}"
@@ -506,7 +574,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job,
                             exif=img.exif, icc_profile=img.icc_profile)
             saved.append(dest.name)
     h, w = img.rgb.shape[:2]
-    return (h, w), outputs, saved
+    return (h, w), outputs, saved, notes
 
 
 async def _read_upload(upload: UploadFile, cap: int, field: str, what: str) -> bytes:
@@ -565,9 +633,7 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
 
     app.add_middleware(RequestGuard, max_body=limits.max_request_bytes)
     if allowed_hosts:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+        app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -636,13 +702,13 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
         queued = time.perf_counter()
         started = 0.0
 
-        def work() -> tuple[tuple[int, int], list[tuple[int | None, bytes]], list[str]]:
+        def work() -> _JobResult:
             nonlocal started
             started = time.perf_counter()
             return _run_job(p, request.app.state.render_size, lim, job, request.app.state.save_dir)
 
         try:
-            (h, w), outputs, saved = await request.app.state.queue.run(work)
+            (h, w), outputs, saved, notes = await request.app.state.queue.run(work)
         except QueueFull as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": "2"}) from None
         finished = time.perf_counter()
@@ -650,14 +716,16 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
         if output == "image":
             return Response(outputs[0][1], media_type=media_type, headers={
                 "Content-Disposition": f'attachment; filename="{job.image_name}-color{ext}"',
-                "X-Tinct-Model": info.name, "X-Tinct-Decode": method})
+                "X-Tinct-Model": info.name, "X-Tinct-Decode": method,
+                **({"X-Tinct-Warning": "; ".join(notes)} if notes else {})})
         results = [SampleOut(index=k + 1, seed=s, media_type=media_type,
                              filename=f"{job.image_name}-color{f'-sample{k + 1}' if samples > 1 else ''}{ext}",
                              data=base64.b64encode(b).decode("ascii"))
                    for k, (s, b) in enumerate(outputs)]
         return ColorizeOut(model=info.name, decode=method, width=w, height=h, format=format,
                            queued_ms=round((started - queued) * 1000, 1),
-                           elapsed_ms=round((finished - started) * 1000, 1), saved=saved, results=results)
+                           elapsed_ms=round((finished - started) * 1000, 1), saved=saved, warnings=notes,
+                           results=results)
 
     return app
 

@@ -234,7 +234,8 @@
     $(".compare", card).hidden = false;
     const secs = (res.elapsed_ms / 1000).toFixed(1);
     const samples = items.length > 1 ? ` · ${items.length} samples` : "";
-    $(".meta", card).textContent = `${res.width}×${res.height} · ${res.model} · ${res.decode}${samples} · ${secs} s`;
+    const notes = (res.warnings || []).map((w) => ` · ${w}`).join("");
+    $(".meta", card).textContent = `${res.width}×${res.height} · ${res.model} · ${res.decode}${samples} · ${secs} s${notes}`;
     $(".card-foot", card).hidden = false;
     setCardState(card, "done", "done");
     state.finished += 1;
