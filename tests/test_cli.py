@@ -1,13 +1,17 @@
 """`tinct colorize` / `tinct models` from the command line: folders, globs, bad files, exit codes."""
 
+import logging
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.cli import main
+from tinct.cli import NOTICE_LOGGER, OneLineFormatter, glob_root, main
 
 
 def run(*args: str) -> int:
@@ -50,20 +54,140 @@ def test_inputs_are_never_overwritten(photo_dir, tiny_model_path, capsys):
     assert (photo_dir / "a.jpg").read_bytes() == before
 
 
-def test_existing_outputs_need_a_flag(photo_dir, tmp_path, tiny_model_path, capsys):
+def test_existing_outputs_are_kept_and_counted_not_failed(photo_dir, tmp_path, tiny_model_path, capsys):
     out = tmp_path / "out"
-    args = ["colorize", str(photo_dir / "a.jpg"), "-o", str(out), "--model", str(tiny_model_path), "-q"]
-    assert run(*args) == 0
+    args = ["colorize", str(photo_dir), "-o", str(out), "--model", str(tiny_model_path)]
+    assert run(*args, "-q") == 0
     stamp = (out / "a.jpg").stat().st_mtime_ns
-    assert run(*args) == 1 and "--overwrite or --skip-existing" in capsys.readouterr().err
-    assert run(*args, "--skip-existing") == 0 and (out / "a.jpg").stat().st_mtime_ns == stamp
-    assert run(*args, "--overwrite") == 0
+    capsys.readouterr()
+    assert run(*args) == 0  # a plain rerun: nothing failed
+    err = capsys.readouterr().err
+    assert "0 colorized" in err and "3 exist" in err and "--skip-existing" in err and "--overwrite" in err
+    assert "0 failed" in err and "tinct: error" not in err
+    assert run(*args, "-q") == 0 and "3 output(s) exist" in capsys.readouterr().err  # -q: one line says so
+    assert run(*args, "--skip-existing") == 0 and "3 skipped (exist)" in capsys.readouterr().err
+    assert run(*args, "-q", "--skip-existing") == 0 and capsys.readouterr().err == ""
+    assert (out / "a.jpg").stat().st_mtime_ns == stamp
+    assert run(*args, "--overwrite") == 0 and "3 colorized" in capsys.readouterr().err
 
 
 def test_globs_and_format(photo_dir, tmp_path, tiny_model_path):
     out = tmp_path / "out"
     assert run("colorize", str(photo_dir / "*.jpg"), "-o", str(out), "--format", "png", "--model", str(tiny_model_path), "-q") == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+
+def test_globs_keep_sub_folders_below_their_fixed_prefix(photo_dir, tmp_path, tiny_model_path):
+    (photo_dir / "other").mkdir()
+    (photo_dir / "other" / "c.jpg").write_bytes((photo_dir / "sub" / "c.jpg").read_bytes())  # same name
+    out = tmp_path / "out"
+    assert run("colorize", str(photo_dir / "**" / "*.jpg"), "-o", str(out), "--model", str(tiny_model_path), "-q") == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.jpg")) == ["a.jpg", "other/c.jpg", "sub/c.jpg"]
+
+
+def test_glob_root_is_the_pattern_s_fixed_folders():
+    assert glob_root("photos/**/*.png") == Path("photos")
+    assert glob_root("/data/scans/*/page.tif") == Path("/data/scans")
+    assert glob_root("*.jpg") == Path(".")
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_colorized_again(photo_dir, tiny_model_path, capsys):
+    out = photo_dir / "out"
+    base = ["-o", str(out), "--model", str(tiny_model_path)]
+    assert run("colorize", str(photo_dir), *base, "-q") == 0
+    capsys.readouterr()
+    assert run("colorize", str(photo_dir), *base, "--skip-existing") == 0
+    assert run("colorize", str(photo_dir / "**" / "*.jpg"), *base, "--skip-existing") == 0
+    err = capsys.readouterr().err
+    assert "3 skipped (exist)" in err and "2 skipped (exist)" in err and "colorized into" in err
+    assert not (out / "out").exists()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["a.jpg", "b.png", "sub/c.jpg"]
+
+
+def test_files_of_other_kinds_in_a_folder_are_counted_in_the_summary(photo_dir, tmp_path, tiny_model_path, capsys):
+    (photo_dir / "notes.txt").write_text("not a photo")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo_dir / "sub" / "anim.gif")
+    (photo_dir / "README").write_text("no extension")
+    assert run("colorize", str(photo_dir), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path)) == 0
+    err = capsys.readouterr().err
+    assert "3 colorized" in err and "3 skipped (not a supported image: 1 .gif, 1 .txt, 1 no extension)" in err
+    only_text = tmp_path / "texts"
+    only_text.mkdir()
+    (only_text / "a.txt").write_text("x")
+    assert run("colorize", str(only_text), "--model", str(tiny_model_path)) == 2
+    assert "no images found in this folder (only 1 .txt)" in capsys.readouterr().err
+
+
+def test_samples_are_written_beside_the_decoded_photo(photo_dir, tmp_path, tiny_model_path, capsys):
+    base = ["colorize", str(photo_dir / "b.png"), "--model", str(tiny_model_path), "--render-size", "64"]
+    assert run(*base, "-o", str(tmp_path / "plain"), "-q") == 0
+    assert run(*base, "-o", str(tmp_path / "s"), "--samples", "2", "--seed", "1") == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["b.png", "b.sample1.png", "b.sample2.png"]
+    assert "1 colorized into" in capsys.readouterr().err.replace("(each with 2 samples)", "")
+    decoded, plain = (np.asarray(Image.open(d / "b.png")) for d in (tmp_path / "s", tmp_path / "plain"))
+    assert np.array_equal(decoded, plain)  # the photo is decoded as without --samples
+
+
+def test_a_rerun_removes_stale_temporaries_of_a_killed_run(photo_dir, tmp_path, tiny_model_path, capsys):
+    from tinct.video import _temp_next_to
+
+    out = tmp_path / "out"
+    args = ["colorize", str(photo_dir), "-o", str(out), "--model", str(tiny_model_path)]
+    assert run(*args, "-q") == 0
+    stale = [out / ".a.jpg.tmp-0a1b2c3d", out / "sub" / ".c.jpg.tmp-99999999", _temp_next_to(out / "clip.mp4")]
+    in_progress = out / ".b.png.tmp-0123abcd"  # written by another run that started after this one
+    others = [out / ".a.jpg.tmp-notmine", out / "notes.tmp-0a1b2c3d", out / ".hidden"]
+    for f in [*stale, in_progress, *others]:
+        f.write_bytes(b"half a file")
+    for f in [*stale, *others]:
+        os.utime(f, (1_000_000, 1_000_000))  # 1970: before any run
+    future = time.time() + 3600
+    os.utime(in_progress, (future, future))
+    capsys.readouterr()
+    assert run(*args, "--skip-existing") == 0
+    assert "3 stale temporary file(s) of a killed run removed" in capsys.readouterr().err
+    assert not any(f.exists() for f in stale) and in_progress.exists() and all(f.exists() for f in others)
+
+
+def test_decoder_errors_name_the_model_the_user_asked_for(photo_dir, tmp_path, tiny_model_path, capsys):
+    code = run("colorize", str(photo_dir / "a.jpg"), "-o", str(tmp_path), "--model", str(tiny_model_path),
+               "--decode", "median")
+    err = capsys.readouterr().err
+    assert code == 2 and f"model '{tiny_model_path}' decodes with" in err and "hypercolumns" not in err
+
+
+def test_a_style_error_draws_no_progress_bar(photo_dir, tmp_path, tiny_model_path, capsys):
+    code = run("colorize", str(photo_dir / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),
+               "--style", str(photo_dir / "b.png"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("tinct: error:") and "no global features" in err
+    assert "colorizing" not in err and "0/1" not in err
+
+
+def test_a_bad_flag_shows_the_command_s_usage(capsys):
+    with pytest.raises(SystemExit) as stop:
+        run("colorize", "old.png", "--no-such-flag")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "usage: tinct colorize" in err and "unrecognized arguments: --no-such-flag" in err
+
+
+def test_warnings_are_one_line_even_with_q(tmp_path, tiny_model_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    src = tmp_path / "deep.tif"  # 16-bit, with a Software tag: its EXIF cannot go into a 16-bit TIFF
+    tifffile.imwrite(src, np.full((24, 32, 3), 30000, np.uint16), photometric="rgb", software="scanner")
+    assert run("colorize", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path), "-q") == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"tinct: warning: '{tmp_path / 'out' / 'deep.tif'}': EXIF cannot be stored in a "
+                                "16-bit TIFF; it is dropped"]
+
+
+def test_log_records_print_in_the_one_line_style():
+    fmt = OneLineFormatter()
+    record = logging.LogRecord("tinct.export", logging.WARNING, __file__, 1, "ONNX export failed (%s)\nusing PyTorch",
+                               ("boom",), None)
+    assert fmt.format(record) == "tinct: warning: ONNX export failed (boom) using PyTorch"
+    notice = logging.LogRecord(NOTICE_LOGGER, logging.INFO, __file__, 1, "preparing", (), None)
+    assert fmt.format(notice) == "tinct: preparing"
 
 
 def test_usage_errors_are_one_line(tmp_path, tiny_model_path, capsys):
@@ -121,6 +245,17 @@ def test_onnx_backend_from_the_cli(photo_dir, tmp_path, tiny_model_path, monkeyp
         b = np.asarray(Image.open(other / "b.png"), dtype=int)
         assert np.abs(a - b).max() <= 2
     assert list((tmp_path / "cache" / "tinct" / "onnx").glob("*.onnx"))  # exported once, cached
+
+
+def test_the_first_onnx_run_says_it_prepares_the_runtime(photo_dir, tmp_path, tiny_model_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["colorize", str(photo_dir / "b.png"), "--model", str(tiny_model_path), "--render-size", "64",
+            "--backend", "onnx"]
+    assert run(*args, "-o", str(tmp_path / "first")) == 0
+    assert f"tinct: preparing the fast CPU runtime for {tiny_model_path}, once" in capsys.readouterr().err
+    assert run(*args, "-o", str(tmp_path / "second")) == 0
+    assert "preparing" not in capsys.readouterr().err
 
 
 def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):

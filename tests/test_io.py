@@ -619,6 +619,31 @@ def test_atomic_write_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch,
         assert not dest.exists() and leftovers(tmp_path, set()) == []
 
 
+def test_remove_stale_temporaries_removes_only_old_temporaries_of_write_image(tmp_path: Path, monkeypatch) -> None:
+    seen: list[str] = []
+
+    def killed_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        seen.append(fp.name)
+        raise OSError("simulated kill")
+
+    monkeypatch.setattr(Image.Image, "save", killed_save)
+    with pytest.raises(OSError):
+        write_image(tmp_path / "sub" / "photo.jpg", smooth(8, 8))
+    monkeypatch.undo()
+    stale = Path(seen[0])
+    stale.write_bytes(b"half a JPEG")  # what a process killed at that moment leaves behind
+    fresh = tmp_path / ".other.png.tmp-0123abcd"  # being written by a run that started later
+    others = [tmp_path / ".photo.jpg.tmp-xyz", tmp_path / "photo.jpg.tmp-0123abcd", tmp_path / "keep.png"]
+    for f in [fresh, *others]:
+        f.write_bytes(b"x")
+    for f, t in [(stale, 1_000), (fresh, 3_000), *((f, 1_000) for f in others)]:
+        os.utime(f, (t, t))
+    assert tio.TEMPORARY_NAME.fullmatch(stale.name)
+    assert tio.remove_stale_temporaries(tmp_path, older_than=2_000) == 1
+    assert not stale.exists() and fresh.exists() and all(f.exists() for f in others)
+    assert tio.remove_stale_temporaries(tmp_path / "missing", older_than=2_000) == 0
+
+
 @pytest.mark.parametrize("ext", [".png", ".tif"])
 def test_atomic_write_failure_in_16bit_encoders(tmp_path: Path, monkeypatch, ext: str) -> None:
     import tifffile

@@ -1,5 +1,8 @@
 """The full-resolution pipeline: sizes, the L channel, alpha, and the Python API."""
 
+import os
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from PIL import Image
 
 import tinct
 from tinct.color import lightness
+from tinct.models import build_model
 from tinct.pipeline import Colorizer, _resize_rows, render_shape
 
 from conftest import make_photo
@@ -47,7 +51,7 @@ def test_output_is_colored_and_in_gamut(tiny_model_path):
     with torch.no_grad():  # push the head towards a saturated color so that fitting to gamut matters
         model.squeeze[-1].bias.zero_()
         model.squeeze[-1].bias[21 * 22 + 21] = 50.0  # bin at (a, b) = (105, 105)
-    res = Colorizer(model, render_size=64, method="mode").colorize(np.full((20, 30), 200, np.uint8))
+    res = Colorizer(model, render_size=64, decode="mode").colorize(np.full((20, 30), 200, np.uint8))
     assert 0.0 <= res.rgb.min() and res.rgb.max() <= 1.0
     assert np.ptp(res.rgb[10, 10]) > 0.05  # not gray
     assert (lightness(torch.from_numpy(res.rgb).permute(2, 0, 1)[None]) - _L(np.full((20, 30, 3), 200, np.uint8))).abs().max() < 0.05
@@ -88,4 +92,56 @@ def test_api_bad_input_is_one_clear_error(tiny_model_path, tmp_path):
     with pytest.raises(tinct.io.ImageError, match="bad.jpg"):
         tinct.colorize(bad, model=tiny_model_path)
     with pytest.raises(ValueError, match="decodes with"):
-        Colorizer(tiny_model_path, method="median")
+        Colorizer(tiny_model_path, decode="median")
+
+
+def test_decoder_errors_name_the_model_as_asked_and_say_when_there_is_no_choice(tiny_model_path):
+    with pytest.raises(ValueError, match="model 'default' decodes with .*; got 'median'"):
+        Colorizer(tinct.load_model(tiny_model_path), decode="median", name="default")
+    regression = build_model("unet", width=4, depth=2).eval()
+    for make in (lambda: Colorizer(regression, decode="median"), lambda: regression.check_method("median")):
+        with pytest.raises(ValueError) as err:
+            make()
+        assert "'unet' predicts colors directly, so it has no decoder to choose; got 'median'" in str(err.value)
+        assert "identity" not in str(err.value)
+
+
+@pytest.fixture()
+def count_loads(monkeypatch):
+    """The weights files read (tinct.weights.load_weights calls) while the test runs."""
+    import tinct.weights
+
+    calls = []
+    real = tinct.weights.load_weights
+    monkeypatch.setattr(tinct.weights, "load_weights", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+def test_api_loads_a_named_model_once(tiny_model_path, tmp_path, count_loads):
+    weights = tmp_path / "w.safetensors"  # a path no other test used: not in the API's cache yet
+    weights.write_bytes(tiny_model_path.read_bytes())
+    gray = np.full((20, 30), 120, np.uint8)
+    first = tinct.colorize(gray, model=weights, render_size=64)
+    second = tinct.colorize(gray, model=str(weights), render_size=64, decode="mode")
+    assert len(count_loads) == 1 and first.size == second.size == (30, 20)
+    os.utime(weights, ns=(1_000_000_000, 1_000_000_000))  # the file changed: load it again
+    tinct.colorize(gray, model=weights, render_size=64)
+    assert len(count_loads) == 2
+
+
+def test_api_namespace_is_the_api():
+    assert not {"Any", "Path", "annotations"} & set(dir(tinct))
+    public = {n for n in dir(tinct) if not n.startswith("_") and not isinstance(getattr(tinct, n), types.ModuleType)}
+    assert public == set(tinct.__all__) - {"__version__"}  # besides the submodules
+
+
+def test_api_says_decode_and_still_takes_method(tiny_model_path):
+    gray = np.full((20, 30), 120, np.uint8)
+    new = np.asarray(tinct.colorize(gray, model=tiny_model_path, render_size=64, decode="mode"))
+    with pytest.warns(DeprecationWarning, match="decode="):
+        old = np.asarray(tinct.colorize(gray, model=tiny_model_path, render_size=64, method="mode"))
+    assert np.array_equal(new, old)
+    with pytest.warns(DeprecationWarning, match="decode="):
+        assert Colorizer(tiny_model_path, method="mode").method == "mode"
+    with pytest.raises(TypeError, match="decode= only"), pytest.warns(DeprecationWarning):
+        tinct.colorize(gray, model=tiny_model_path, decode="mode", method="annealed")

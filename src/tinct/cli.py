@@ -1,17 +1,25 @@
 """The ``tinct`` command line: colorize | train | evaluate | models (and serve/export when installed).
 
-Every user-caused error is one line on stderr (never a traceback); ``colorize`` goes on past a
-bad file and exits 1 if any file failed. Run ``tinct COMMAND --help`` for each command's flags.
+Every user-caused error, and every warning, is one line on stderr (never a traceback);
+``colorize`` goes on past a bad file, keeps outputs that exist (counted in its summary, not
+failures) and exits 1 if any file failed. Run ``tinct COMMAND --help`` for each command's flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import itertools
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["main"]
@@ -24,33 +32,92 @@ class UserError(Exception):
 
 
 # ----------------------------------------------------------------------------- colorize
-def expand_inputs(items: Sequence[str]) -> list[tuple[Path, Path]]:
-    """Files, folders (recursive) and globs -> sorted (file, root) pairs; root is where relative paths start."""
-    from .io import is_image_path
+WILDCARDS = "*?["
+# tinct.video writes a video into ".<stem>.<8 hex digits>.partial<ext>" next to it, then renames it.
+VIDEO_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.partial\.\w+")
 
-    found: list[tuple[Path, Path]] = []
+
+@dataclass
+class Inputs:
+    """What INPUT arguments name: sorted (file, root) pairs, and the files of other kinds left out."""
+
+    files: list[tuple[Path, Path]] = field(default_factory=list)
+    unsupported: Counter[str] = field(default_factory=Counter)  # extension -> how many files
+
+
+def expand_inputs(items: Sequence[str], output: Path | None = None) -> Inputs:
+    """Files, folders (recursive) and globs -> (file, root) pairs; root is where relative paths start.
+
+    A folder is its own root and a glob's root is its fixed prefix (``photos`` for
+    ``photos/**/*.png``), so outputs keep the sub-folders; a named file's root is its folder.
+    Folders and globs leave out the ``output`` folder when it lies inside them (an earlier run's
+    outputs), folders also hidden files, and both count files that are not supported images in
+    ``Inputs.unsupported`` instead of listing them.
+    """
+    found = Inputs()
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_path(f) and not _hidden(f, p))
-            if not files:
-                raise UserError(f"{item}: no images found in this folder")
-            found += [(f, p) for f in files]
+            skip = _inner_output(p, output)
+            files = [f for f in p.rglob("*") if f.is_file() and not _hidden(f, p) and not _inside(f, p, skip)]
+            _add_walked(found, item, p, files, "no images found in this folder")
         elif p.exists():
-            found.append((p, p.parent))
-        elif any(ch in item for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(item), recursive=True))
-            files = [m for m in matches if m.is_file()]
-            if not files:
+            found.files.append((p, p.parent))
+        elif any(ch in item for ch in WILDCARDS):
+            pattern = os.path.expanduser(item)
+            root = glob_root(pattern)
+            skip = _inner_output(root, output)
+            matches = [Path(m) for m in glob.glob(pattern, recursive=True)]
+            if not matches:
                 raise UserError(f"{item}: the pattern matches no file")
-            found += [(f, f.parent) for f in files]
+            files = [f for f in matches if f.is_file() and not _inside(f, root, skip)]
+            _add_walked(found, item, root, files, "the pattern matches no image file")
         else:
             raise UserError(f"{item}: no such file or folder")
     return found
 
 
+def glob_root(pattern: str) -> Path:
+    """The leading folders of a glob pattern without wildcards: ``photos`` for ``photos/**/*.png``, ``.`` for ``*.png``."""
+    fixed = itertools.takewhile(lambda part: not any(ch in part for ch in WILDCARDS), Path(pattern).parts[:-1])
+    return Path(*fixed)
+
+
+def _add_walked(found: Inputs, item: str, root: Path, files: list[Path], nothing: str) -> None:
+    """Add the images among the ``files`` a folder or glob ``item`` gave; count the others."""
+    from .io import is_image_path
+
+    images = sorted(f for f in files if is_image_path(f))
+    others = Counter(f.suffix.lower() or "no extension" for f in files if not is_image_path(f))
+    if not images:
+        raise UserError(f"{item}: {nothing}" + (f" (only {_kinds(others)})" if others else ""))
+    found.files += [(f, root) for f in images]
+    found.unsupported += others
+
+
+def _kinds(counts: Counter[str]) -> str:
+    """{".gif": 2, ".txt": 1} -> "2 .gif, 1 .txt"."""
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
 def _hidden(f: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in f.relative_to(root).parts)
+
+
+def _inner_output(root: Path, output: Path | None) -> tuple[str, ...] | None:
+    """The output folder's path below ``root`` when it lies strictly inside it, else None."""
+    if output is None:
+        return None
+    try:
+        parts = output.resolve().relative_to(root.resolve()).parts
+    except ValueError:
+        return None
+    return parts or None  # the root itself: its files are inputs (and are never overwritten)
+
+
+def _inside(f: Path, root: Path, skip: tuple[str, ...] | None) -> bool:
+    """True when ``f`` lies in the folder ``skip`` (path parts below ``root``)."""
+    return skip is not None and f.relative_to(root).parts[:len(skip)] == skip
 
 
 def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None) -> list[tuple[Path, Path, str | None]]:
@@ -75,14 +142,12 @@ def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
     from .export import load_backend
-    from .io import SUPPORTED_EXTENSIONS, read_image
+    from .io import SUPPORTED_EXTENSIONS
     from .pipeline import Colorizer
     from .video import is_video_path
 
+    started = time.time()
     if args.format and "." + args.format.lstrip(".").lower() not in SUPPORTED_EXTENSIONS:
         raise UserError(f"--format {args.format}: choose one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
     if args.backend == "onnx" and args.device == "cuda":
@@ -91,7 +156,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     images = [i for i in args.inputs if Path(i) not in videos]
     if videos and (args.samples or args.confidence or args.style):
         raise UserError("--samples, --confidence and --style apply to photos, not to videos")
-    plan = plan_outputs(expand_inputs(images), Path(args.output), args.format) if images else []
+    out_dir = Path(args.output)
+    inputs = expand_inputs(images, out_dir) if images else Inputs()
+    plan = plan_outputs(inputs.files, out_dir, args.format)
     options = {}
     if args.temperature is not None:
         options["temperature"] = args.temperature
@@ -99,13 +166,29 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
     model = load_backend(args.model, backend) if backend != "torch" else args.model
-    colorizer = Colorizer(model, render_size=args.render_size, method=args.decode, device=args.device, **options)
+    colorizer = Colorizer(model, render_size=args.render_size, decode=args.decode, device=args.device,
+                          name=args.model, **options)
+    extra = photo_options(colorizer, args)  # every check before anything is written or drawn
+    tally: Counter[str] = Counter()
+    if out_dir.is_dir():
+        tally["removed"] = remove_stale_temporaries(out_dir, started)
     if videos:
-        failed = colorize_videos(colorizer, videos, args)
-        if not plan:
-            return EXIT_FAILED if failed else EXIT_OK
-    else:
-        failed = 0
+        tally += colorize_videos(colorizer, videos, args)
+    tally += colorize_photos(colorizer, plan, args, extra)
+    if not args.quiet:
+        print(summary(tally, inputs.unsupported, args.output, args.samples), file=sys.stderr)
+    elif tally["exists"]:
+        print(f"tinct: note: {tally['exists']} output(s) exist and were kept; pass --skip-existing or --overwrite",
+              file=sys.stderr)
+    return EXIT_FAILED if tally["failed"] else EXIT_OK
+
+
+def photo_options(colorizer, args: argparse.Namespace) -> dict:
+    """Check --samples, --confidence and --style against the model; the options for ``colorize_files``."""
+    import torch
+
+    from .io import read_image
+
     if args.samples and "sample" not in colorizer.model.decode_methods:
         raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
     if args.confidence:
@@ -113,68 +196,92 @@ def cmd_colorize(args: argparse.Namespace) -> int:
             probe = colorizer.model.confidence(colorizer.model(torch.zeros(1, 1, 32, 32)))
         if probe is None:
             raise UserError(f"--confidence needs a histogram model; {args.model} predicts no distribution")
+    extra: dict = {"confidence": args.confidence, "samples": args.samples or 0, "max_pixels": args.max_pixels}
+    if args.seed is not None:
+        extra["seed"] = args.seed
+    if args.style:
+        extra["style"] = read_image(args.style)
+        colorizer.style_lightness(extra["style"])  # refuse a style the model cannot use
+    return extra
 
-    failures = failed
-    skipped = 0
-    jobs = []
+
+def remove_stale_temporaries(out_dir: Path, started: float) -> int:
+    """Remove what an earlier run killed mid-write left in ``out_dir``: tinct's hidden temporary
+    photo and video files older than this run's start; returns how many."""
+    from .io import TEMPORARY_NAME
+    from .io import remove_stale_temporaries as remove
+
+    return remove(out_dir, started, (TEMPORARY_NAME, VIDEO_TEMPORARY_NAME))
+
+
+def colorize_photos(colorizer, plan: list[tuple[Path, Path, str | None]], args: argparse.Namespace,
+                    extra: dict) -> Counter[str]:
+    """Colorize the planned photos behind a progress bar; counts colorized, failed, skipped and exists."""
+    from tqdm import tqdm
+
+    tally: Counter[str] = Counter()
+    if not plan:
+        return tally
     bar = tqdm(total=len(plan), desc="colorizing", unit="img", disable=args.quiet, dynamic_ncols=True)
-
-    def fail(src: Path, msg: str) -> None:
-        nonlocal failures
-        failures += 1
-        tqdm.write(f"tinct: error: {src}: {msg}", file=sys.stderr)
-
-    for src, dst, problem in plan:
-        if problem:
-            fail(src, problem)
-            bar.update(1)
-        elif dst.exists() and not args.overwrite:
-            if args.skip_existing:
-                skipped += 1
-                bar.update(1)
-            else:
-                fail(src, f"{dst} exists; pass --overwrite or --skip-existing")
-                bar.update(1)
-        else:
-            jobs.append((src, dst))
 
     def done(src: Path, dst: Path | None, err: str | None) -> None:
         if err:
-            fail(src, err)
+            tally["failed"] += 1
+            tqdm.write(f"tinct: error: {src}: {err}", file=sys.stderr)
+        else:
+            tally["colorized"] += 1
         bar.update(1)
 
-    extra = {"seed": args.seed} if args.seed is not None else {}
-    if args.style:
-        extra["style"] = read_image(args.style)
-        colorizer.style_lightness(extra["style"])  # refuse a style the model cannot use, before the batch
-    colorizer.colorize_files(jobs, done, confidence=args.confidence, samples=args.samples or 0,
-                             max_pixels=args.max_pixels, **extra)
-    bar.close()
-    ok = len(plan) - (failures - failed) - skipped
-    if not args.quiet:
-        extra = f", {skipped} skipped (exist)" if skipped else ""
-        print(f"{ok} colorized into {args.output}{extra}, {failures} failed", file=sys.stderr)
-    return EXIT_FAILED if failures else EXIT_OK
+    jobs = []
+    try:
+        for src, dst, problem in plan:
+            if problem:
+                done(src, None, problem)
+            elif dst.exists() and not args.overwrite:  # kept, and not a failure
+                tally["skipped" if args.skip_existing else "exists"] += 1
+                bar.update(1)
+            else:
+                jobs.append((src, dst))
+        colorizer.colorize_files(jobs, done, **extra)
+    finally:
+        bar.close()
+    return tally
 
 
-def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> int:
-    """Colorize each video file (temporal smoothing per --smoothing); returns how many failed."""
+def summary(tally: Counter[str], unsupported: Counter[str], output: str, samples: int) -> str:
+    """The one line that ends ``tinct colorize``: what was colorized, kept, skipped, removed and failed."""
+    each = f" (each with {samples} samples)" if samples and tally["colorized"] else ""
+    parts = [f"{tally['colorized']} colorized into {output}{each}"]
+    if tally["skipped"]:
+        parts.append(f"{tally['skipped']} skipped (exist)")
+    if tally["exists"]:
+        parts.append(f"{tally['exists']} exist (kept; pass --skip-existing to skip them quietly or --overwrite "
+                     "to replace them)")
+    if unsupported:
+        parts.append(f"{sum(unsupported.values())} skipped (not a supported image: {_kinds(unsupported)})")
+    if tally["removed"]:
+        parts.append(f"{tally['removed']} stale temporary file(s) of a killed run removed")
+    return ", ".join([*parts, f"{tally['failed']} failed"])
+
+
+def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> Counter[str]:
+    """Colorize each video file (temporal smoothing per --smoothing); counts as ``colorize_photos``."""
     from .io import ImageError
     from .video import colorize_video_cli, video_output_path
 
-    failed = 0
+    tally: Counter[str] = Counter()
     for src in videos:
         dst = video_output_path(src, Path(args.output))
+        if dst.exists() and not args.overwrite:
+            tally["skipped" if args.skip_existing else "exists"] += 1
+            continue
         try:
-            if dst.exists() and not args.overwrite:
-                if args.skip_existing:
-                    continue
-                raise ValueError(f"{dst} exists; pass --overwrite or --skip-existing")
             colorize_video_cli(colorizer, src, dst, args.smoothing, progress=not args.quiet)
+            tally["colorized"] += 1
         except (ImageError, ValueError, OSError) as exc:
-            failed += 1
+            tally["failed"] += 1
             print(f"tinct: error: {src}: {exc}", file=sys.stderr)
-    return failed
+    return tally
 
 
 # ----------------------------------------------------------------------------- others
@@ -309,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_export_parser(sub)
+    for command in sub.choices.values():
+        command.set_defaults(parser=command)
     return p
 
 
@@ -320,20 +429,83 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame the top-level parser: show the command's own usage instead
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from .io import ImageError
 
+    with one_line_messages(args):
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print("tinct: interrupted", file=sys.stderr)
+            return 130
+        except (UserError, ImageError, ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"tinct: error: {msg}", file=sys.stderr)
+            return EXIT_USAGE
+
+
+# ----------------------------------------------------------------------------- messages
+NOTICE_LOGGER = "tinct.notice"  # one-line notes for the user (e.g. a first-run ONNX export); -q hides them
+
+
+class OneLineFormatter(logging.Formatter):
+    """Warnings and errors as one line ``tinct: warning: ...``, notices as ``tinct: ...``; other
+    records (``-v``, ``train``) as ``INFO name: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING:
+            return f"tinct: {record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+        if record.name == NOTICE_LOGGER:
+            return f"tinct: {' '.join(record.getMessage().split())}"
+        return super().format(record)
+
+
+class _BarSafeHandler(logging.Handler):
+    """Writes to stderr between progress-bar redraws (``tqdm.write``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """``warnings.showwarning`` for the command line: one line, no source line."""
+    from tqdm import tqdm
+
+    tqdm.write(f"tinct: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def one_line_messages(args: argparse.Namespace) -> Iterator[None]:
+    """While a command runs, tinct's log records and Python warnings print as one line each on stderr.
+
+    ``-v`` (and ``train``) shows INFO records; ``-q`` hides notices; warnings always show.
+    """
+    level = logging.INFO if args.verbose or args.command == "train" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")  # other libraries
+    tinct_log, notice = logging.getLogger("tinct"), logging.getLogger(NOTICE_LOGGER)
+    saved = (tinct_log.level, tinct_log.propagate, notice.level, warnings.showwarning)
+    handler = _BarSafeHandler()
+    handler.setFormatter(OneLineFormatter())
+    tinct_log.addHandler(handler)
+    tinct_log.setLevel(level)
+    tinct_log.propagate = False
+    notice.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    warnings.showwarning = _show_warning
     try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("tinct: interrupted", file=sys.stderr)
-        return 130
-    except (UserError, ImageError, ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"tinct: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+        yield
+    finally:
+        tinct_log.removeHandler(handler)
+        tinct_log.level, tinct_log.propagate, notice.level, warnings.showwarning = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

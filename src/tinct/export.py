@@ -423,6 +423,10 @@ def load_backend(model: ColorModel | str | Path, backend: str, opset: int = DEFA
             return OnnxColorModel(target, torch_model, threads)
         except (ValueError, RuntimeError) as exc:
             log.warning("re-exporting the cached ONNX model %s: %s", target, exc)
+    from .pipeline import model_name
+
+    # The first run's export takes as long as a few photos: say why, on the CLI's notice channel.
+    logging.getLogger("tinct.notice").info("preparing the fast CPU runtime for %s, once", model_name(model))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         export_onnx(torch_model, target, opset=opset)

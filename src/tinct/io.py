@@ -9,7 +9,9 @@ Everything that enters tinct goes through :func:`read_image`, which returns a
 
 :func:`write_image` is the inverse: it takes ``(H, W, 3)`` pixels (float in [0, 1] or
 uint8/uint16), an optional ``(H, W)`` alpha, the metadata to carry over, and writes the file
-atomically (temporary file in the destination directory, fsync, ``os.replace``).
+atomically (temporary file in the destination directory, fsync, ``os.replace``).  Only a
+killed process leaves that hidden temporary behind (``.<name>.tmp-<8 hex digits>``, see
+:data:`TEMPORARY_NAME`); :func:`remove_stale_temporaries` deletes such leftovers.
 
 Design notes
 ------------
@@ -77,6 +79,7 @@ __all__ = [
     "LoadedImage",
     "is_image_path",
     "read_image",
+    "remove_stale_temporaries",
     "write_image",
 ]
 
@@ -113,6 +116,10 @@ _PNG16_BLOCK_BYTES = 1 << 22  # raw bytes filtered per step by the 16-bit PNG wr
 _PNG_IDAT_BYTES = 1 << 20
 
 _PIL_LIMIT_LOCK = threading.RLock()
+
+TEMPORARY_NAME = re.compile(r"\..+\.tmp-[0-9a-f]{8}")
+"""The name of :func:`write_image`'s temporary file, ``.<name>.tmp-<8 hex digits>``, made
+next to the destination; only a killed process (kill -9, power loss) leaves one behind."""
 
 
 class ImageError(Exception):
@@ -1038,7 +1045,7 @@ def _atomic_write(dest: Path, encode: Callable[[IO[bytes]], None]) -> None:
     parent.mkdir(parents=True, exist_ok=True)
     stem = dest.name[:200]
     for _ in range(100):
-        tmp = parent / f".{stem}.tmp-{secrets.token_hex(4)}"
+        tmp = parent / f".{stem}.tmp-{secrets.token_hex(4)}"  # matches TEMPORARY_NAME
         try:
             # "x": O_CREAT | O_EXCL, never clobbers; mode 0o666 minus the umask like any new file
             fh = open(tmp, "xb")  # noqa: SIM115 - closed below
@@ -1066,3 +1073,30 @@ def _atomic_write(dest: Path, encode: Callable[[IO[bytes]], None]) -> None:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str],
+    older_than: float,
+    names: tuple[re.Pattern[str], ...] = (TEMPORARY_NAME,),
+) -> int:
+    """Delete the temporary files a killed writer left anywhere under ``folder``; return how many.
+
+    A file is removed when its whole name matches one of ``names`` (default: the temporaries of
+    :func:`write_image`, ``.<name>.tmp-<8 hex digits>``), it is a regular file (not a link),
+    and it was last modified before ``older_than`` (a :func:`time.time` value, e.g. the start
+    of the run), so a temporary that another process is writing right now is left alone.
+    A missing ``folder`` holds nothing; files that vanish or cannot be removed are skipped.
+    """
+    removed = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            if not any(pattern.fullmatch(name) for pattern in names):
+                continue
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < older_than:
+                    os.unlink(path)
+                    removed += 1
+    return removed

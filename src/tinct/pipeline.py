@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from . import io as tio
 from .color import lab_to_rgb_in_gamut, lightness
 from .models.base import ColorModel
 
-__all__ = ["Colorizer", "Result", "render_shape", "DEFAULT_RENDER_SIZE"]
+__all__ = ["Colorizer", "Result", "render_shape", "model_name", "DEFAULT_RENDER_SIZE"]
 
 log = logging.getLogger("tinct.pipeline")
 DEFAULT_RENDER_SIZE = 384
@@ -72,13 +73,19 @@ class Colorizer:
     Args:
         model: a ColorModel, or a shipped model name / weights path for ``load_model``.
         render_size: longer side of the network input in pixels.
-        method: decode method (histogram models), None for the model's default.
+        decode: decode method (histogram models; ``tinct colorize --decode``), None for the
+            model's default. ``method=`` is the old name of this argument (deprecated).
         device: "cpu" or "cuda".
+        name: how error messages name the model (default: the name or path given, else the
+            weights' name, else the architecture).
         decode_options: extra keyword options for ``model.decode`` (temperature, ...).
     """
 
     def __init__(self, model: ColorModel | str | Path = "default", render_size: int = DEFAULT_RENDER_SIZE,
-                 method: str | None = None, device: str = "cpu", **decode_options: Any):
+                 decode: str | None = None, device: str = "cpu", *, name: str | None = None,
+                 method: str | None = None, **decode_options: Any):
+        decode = decode_argument(decode, method)
+        self.name = name or model_name(model)
         if not isinstance(model, ColorModel):
             from . import load_model
 
@@ -87,9 +94,19 @@ class Colorizer:
             raise ValueError(f"render size must be at least 32 pixels, got {render_size}")
         self.model = model.eval().to(device)
         self.render_size = render_size
-        self.method = model.check_method(method)
+        self.method = self._check_method(decode)
         self.device = device
         self.decode_options = decode_options
+
+    def _check_method(self, method: str | None) -> str:
+        """The decode method to use; an unknown one is an error naming the model as the caller did."""
+        choices = self.model.decode_methods
+        if method is not None and method not in choices:
+            if choices == ("identity",):  # the network predicts colors; there is nothing to decode
+                raise ValueError(f"model {self.name!r} predicts colors directly, so it has no decoder to choose; "
+                                 f"got {method!r}")
+            raise ValueError(f"model {self.name!r} decodes with {', '.join(choices)}; got {method!r}")
+        return self.model.check_method(method)
 
     # -- core -----------------------------------------------------------------------------
     def predict_small(self, L_full: torch.Tensor, with_confidence: bool = False,
@@ -151,7 +168,7 @@ class Colorizer:
         declare ``style_L`` in ``forward_options``; others refuse a style.
         """
         if "style_L" not in self.model.forward_options:
-            raise ValueError(f"model {self.model.arch!r} has no global features, so it cannot take a style reference")
+            raise ValueError(f"model {self.name!r} has no global features, so it cannot take a style reference")
         ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
         L = _lightness_of(ref.rgb)
         h, w = render_shape(*L.shape[-2:], self.render_size)
@@ -168,8 +185,9 @@ class Colorizer:
         """Colorize (input, output) pairs, overlapping I/O with the network.
 
         ``on_done(input, output_or_None, error_or_None)`` is called once per job, in order.
-        With ``samples`` > 0 (histogram models, method "sample"), writes N variants
-        ``<stem>.sample<i><ext>``; with ``confidence`` a ``<stem>.confidence.png`` beside each.
+        Each job writes its output, decoded with ``self.method``; ``samples`` > 0 (histogram
+        models) adds N sampled variants ``<stem>.sample<i><ext>`` beside it (seeds ``seed``,
+        ``seed + 1``, ...), and ``confidence`` a ``<stem>.confidence.png``.
         """
         jobs = list(jobs)
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -199,31 +217,50 @@ class Colorizer:
 
     def _run_job(self, img: tio.LoadedImage, dst: Path, confidence: bool, samples: int,
                  options: dict[str, Any]) -> list[tuple[Path, Any]]:
-        outs: list[tuple[Path, Any]] = []
+        """The (path, result) outputs of one photo: the decoded photo, its confidence map, its samples."""
         options = dict(options)
         options["dtype"] = np.uint8 if img.bit_depth == 8 else np.float32
         seed = int(options.pop("seed", 0))
-        if samples > 0:
-            for k in range(samples):
-                g = torch.Generator().manual_seed(seed + k)
-                saved, self.method = self.method, self.model.check_method("sample")
-                try:  # the distribution, hence its confidence map, is the same for every sample
-                    res = self._colorize_loaded(img, confidence=confidence and k == 0, generator=g, **options)
-                    res.source = None
-                finally:
-                    self.method = saved
-                outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"), res))
-                if res.confidence is not None:
-                    outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
-        else:
-            if self.method == "sample":
-                options["generator"] = torch.Generator().manual_seed(seed)
-            res = self._colorize_loaded(img, confidence=confidence, **options)
-            res.source = None
-            outs.append((dst, res))
-            if confidence:
-                outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
+        if self.method == "sample":
+            options["generator"] = torch.Generator().manual_seed(seed)
+        res = self._colorize_loaded(img, confidence=confidence, **options)
+        res.source = None
+        outs: list[tuple[Path, Any]] = [(dst, res)]
+        if confidence:  # the distribution, hence its confidence map, is the same for every sample
+            outs.append((dst.with_name(f"{dst.stem}.confidence.png"), res.confidence))
+        options.pop("generator", None)
+        for k in range(samples):
+            outs.append((dst.with_name(f"{dst.stem}.sample{k + 1}{dst.suffix}"),
+                         self._sample(img, seed + k, options)))
         return outs
+
+    def _sample(self, img: tio.LoadedImage, seed: int, options: dict[str, Any]) -> Result:
+        """One colorization of ``img`` drawn from the predicted distribution (decoder "sample")."""
+        saved, self.method = self.method, self.model.check_method("sample")
+        try:
+            res = self._colorize_loaded(img, generator=torch.Generator().manual_seed(seed), **options)
+        finally:
+            self.method = saved
+        res.source = None
+        return res
+
+
+def model_name(model: Any) -> str:
+    """How messages name a model: the name or path it was asked for, else its weights' name, else its architecture."""
+    if isinstance(model, (str, Path)):
+        return str(model)
+    return (getattr(model, "metadata", None) or {}).get("name") or getattr(model, "arch", "?")
+
+
+def decode_argument(decode: str | None, method: str | None, stacklevel: int = 2) -> str | None:
+    """``decode=``, or the deprecated ``method=`` (with a DeprecationWarning); both at once must agree."""
+    if method is None:
+        return decode
+    warnings.warn("method= is deprecated; pass decode= (the word `tinct colorize --decode` uses)",
+                  DeprecationWarning, stacklevel=stacklevel + 1)
+    if decode is not None and decode != method:
+        raise TypeError(f"decode={decode!r} and method={method!r} name the same setting; pass decode= only")
+    return method
 
 
 def _lightness_of(rgb: np.ndarray) -> torch.Tensor:

@@ -113,9 +113,11 @@ class ColorModel(nn.Module):
     def check_method(self, method: str | None) -> str:
         method = method or self.default_decode
         if method not in self.decode_methods:
-            raise ValueError(
-                f"model {self.arch!r} decodes with {', '.join(self.decode_methods)}; got {method!r}"
-            )
+            name = (getattr(self, "metadata", None) or {}).get("name") or self.arch
+            if self.decode_methods == ("identity",):  # the network predicts colors: nothing to decode
+                raise ValueError(f"model {name!r} predicts colors directly, so it has no decoder to choose; "
+                                 f"got {method!r}")
+            raise ValueError(f"model {name!r} decodes with {', '.join(self.decode_methods)}; got {method!r}")
         return method
 
     def trainable_parameters(self) -> list[nn.Parameter]:
