@@ -337,7 +337,8 @@ def test_fit_batch_keeps_full_batches_and_shrinks_an_empty_epoch():
     assert fit_batch(100, 16) == 16 and fit_batch(16, 16) == 16
     assert fit_batch(21, 24, warn=False) == 21
     assert fit_batch(21, 12, world=2, warn=False) == 11  # each of 2 processes gets 11 (padded) items
-    assert fit_batch(0, 8, warn=False) == 1
+    with pytest.raises(ValueError, match="no cached training crops"):
+        fit_batch(0, 8, what="cached training crops")
 
 
 def _corrupt(path: Path, how: str) -> None:

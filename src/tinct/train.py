@@ -207,10 +207,12 @@ def fit_batch(items: int, per_rank_batch: int, world: int = 1, what: str = "trai
     batch at all and the step loop would never advance: then every process trains on batches
     of all its items (one step per epoch), and a one-line warning names the counts.
     """
+    if items < 1:
+        raise ValueError(f"no {what} to train on")
     per_rank_items = -(-items // world)  # EpochSampler pads the last round to ``world``
     if per_rank_items >= per_rank_batch:
         return per_rank_batch
-    fitted = max(per_rank_items, 1)
+    fitted = per_rank_items
     if warn:
         log.warning("only %d %s for batch_size %d: training on batches of %d (add photos or lower batch_size)",
                     items, what, per_rank_batch * world, fitted * world)
@@ -371,11 +373,17 @@ def resume_checkpoint(run_dir: Path, restore: Callable[[dict[str, Any]], None], 
                 state = torch.load(path, map_location=device, weights_only=True)
             if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
                 raise ValueError("not a tinct training checkpoint")
-            restore(state)
-            return path, state
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped, by name
-            problems.append(f"{path.name}: {_one_line(exc)}")
-            log.warning("--resume: cannot load checkpoint %s (%s); trying the previous one", path, _one_line(exc))
+            problem = f"truncated or corrupt ({_one_line(exc)})"
+        else:
+            try:
+                restore(state)
+                return path, state
+            except Exception as exc:  # noqa: BLE001 - e.g. the recipe's model changed since
+                problem = f"does not fit this run ({_one_line(exc)})"
+        problems.append(f"{path.name}: {problem}")
+        log.warning("--resume: cannot load checkpoint %s: %s%s", path, problem,
+                    "; trying the previous one" if path != ckpts[-1] else "")
     if not ckpts:
         return None
     raise ValueError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} can be loaded ({problems[0]}"
