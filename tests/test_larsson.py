@@ -378,7 +378,7 @@ def test_cli_samples_with_a_seed_and_confidence(larsson_files, tmp_path):
     assert main([*base, "-o", str(tmp_path / "t"), "--samples", "2", "--seed", "1"]) == 0
     s1, s2 = (np.asarray(Image.open(tmp_path / "s" / f"photo.sample{i}.png")) for i in (1, 2))
     t1 = np.asarray(Image.open(tmp_path / "t" / "photo.sample1.png"))
-    assert not (tmp_path / "s" / "photo.png").exists()
+    assert (tmp_path / "s" / "photo.png").is_file()  # the decoded photo, beside its samples
     assert np.array_equal(s1, t1) and not np.array_equal(s1, s2)
     assert main([*base, "-o", str(tmp_path / "c"), "--confidence"]) == 0
     with Image.open(tmp_path / "c" / "photo.confidence.png") as im:
@@ -386,7 +386,7 @@ def test_cli_samples_with_a_seed_and_confidence(larsson_files, tmp_path):
     # with samples, one confidence map (the distribution is the same for every sample)
     assert main([*base, "-o", str(tmp_path / "sc"), "--samples", "2", "--confidence"]) == 0
     assert sorted(p.name for p in (tmp_path / "sc").iterdir()) == [
-        "photo.confidence.png", "photo.sample1.png", "photo.sample2.png"]
+        "photo.confidence.png", "photo.png", "photo.sample1.png", "photo.sample2.png"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "sc" / "photo.confidence.png")),
                           np.asarray(Image.open(tmp_path / "c" / "photo.confidence.png")))
     # a bad decoder is one clear error, not a traceback

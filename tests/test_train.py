@@ -393,3 +393,16 @@ def test_unreadable_vgg_weights_are_one_line_naming_the_file(tmp_path, name, con
         VGG16Features(path)
     msg = str(err.value)
     assert str(path) in msg and "\n" not in msg and "weights_only" not in msg and "vgg16-397923af.pth" in msg
+
+
+def test_data_flag_replaces_the_recipe_s_corpus_and_feature_cache(dataset, tmp_path):
+    """`tinct train configs/default.yaml --data my_photos/` fine-tunes on my photos, not on the recipe's corpus."""
+    from tinct.cli import main
+
+    cfg = tiny_config(dataset, max_steps=2)
+    cfg["data"] = {"corpus": str(tmp_path / "absent" / "manifest.jsonl"), "feature_cache": str(tmp_path / "cache"),
+                   "crops_per_unit": 2, "fractions": [0.8, 0.2, 0.0]}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--data", str(dataset), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert (tmp_path / "run" / "manifest.json").is_file() and not (tmp_path / "cache").exists()

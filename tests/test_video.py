@@ -260,3 +260,18 @@ def test_video_docs_examples_write_where_they_say():
         src = next(a for a in args if is_video_path(a) and a != (args[args.index("-o") + 1] if "-o" in args else None))
         out = args[args.index("-o") + 1] if "-o" in args else "colorized"
         assert video_output_path(Path(src), Path(out)) == Path(written), command
+
+
+def test_cli_allow_partial_keeps_a_truncated_video(tiny_model_path, tmp_path):
+    from tinct.cli import main
+
+    whole = write_clip(tmp_path / "whole.mkv", noisy_frames(30, 48, 64), faststart=True)
+    cut = tmp_path / "in" / "cut.mkv"
+    cut.parent.mkdir()
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    base = ["colorize", str(cut), "--model", str(tiny_model_path), "--render-size", "64", "-q"]
+    assert main([*base, "-o", str(tmp_path / "strict")]) == 1
+    assert not (tmp_path / "strict" / "cut.mkv").exists()
+    assert main([*base, "-o", str(tmp_path / "kept"), "--allow-partial"]) == 0
+    assert 0 < len(probe(tmp_path / "kept" / "cut.mkv")["frames"]) < 30

@@ -276,7 +276,8 @@ def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> 
             tally["skipped" if args.skip_existing else "exists"] += 1
             continue
         try:
-            colorize_video_cli(colorizer, src, dst, args.smoothing, progress=not args.quiet)
+            colorize_video_cli(colorizer, src, dst, args.smoothing, progress=not args.quiet,
+                               allow_partial=args.allow_partial)
             tally["colorized"] += 1
         except (ImageError, ValueError, OSError) as exc:
             tally["failed"] += 1
@@ -312,7 +313,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if args.data:
-        cfg.data = {**cfg.data, "roots": args.data, "labels_csv": None}
+        # --data replaces the recipe's photos, corpus and feature cache included
+        kept = {k: v for k, v in cfg.data.items() if k not in ("corpus", "feature_cache", "crops_per_unit")}
+        cfg.data = {**kept, "roots": args.data, "labels_csv": None}
     if args.init:
         cfg.init = args.init
     run_dir = Path(args.out or Path("runs") / cfg.name)
@@ -371,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "else PyTorch")
     c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
                    help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
+    c.add_argument("--allow-partial", action="store_true",
+                   help="videos: keep the frames decoded before a truncated or corrupt part "
+                        "(default: an error, nothing written)")
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_colorize)

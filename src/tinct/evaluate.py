@@ -159,7 +159,7 @@ class _Runner:
             from .pipeline import Colorizer
 
             model = load_backend(name, backend) if backend != "torch" else name
-            self.colorizer = Colorizer(model, render_size=render_size, method=method or decode, **options)
+            self.colorizer = Colorizer(model, render_size=render_size, decode=method or decode, **options)
             meta = getattr(self.colorizer.model, "metadata", {})
             temperature = f" (T = {options['temperature']:g})" if options else ""
             self.description = (f"{meta.get('arch', '?')} ({meta.get('name', name)}), "
