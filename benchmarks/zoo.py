@@ -1,12 +1,14 @@
 """Evaluate every shipped model and rewrite the README's model zoo table.
 
-    python benchmarks/zoo.py [--top1-images 300] [--out eval/zoo] [--fresh]
+    python benchmarks/zoo.py [--corpus ~/data/corpus/manifest.jsonl] [--limit 500] [--out eval/zoo] [--fresh]
 
-Fidelity and colorfulness: test/kodak24 + test/cbsd68 (92 photos never trained on) at 256^2.
-Semantic top-1: an evenly spaced subset of imagenette/val (ImageNet classes known).
+Quality: an evenly spaced subset of ``--limit`` photos of the diverse corpus's held-out
+validation split (docs/data.md: every source, never trained on), at 256^2: fidelity and
+colorfulness, and the semantic top-1 of EfficientNet-Lite1 (ImageNet labels where known, else
+the classifier's confident label of the true-color photo, ``tinct evaluate --pseudo-labels``).
 Speed: the network forward and the end-to-end colorization of a 256^2 image, each as a ratio to
 the forward of the ECCV16-shaped reference network, same run.
-Needs ../shared/data (it says so and stops when it is absent).
+Needs the corpus (it says so and stops when it is absent).
 
 Metrics are cached per model in <out>/metrics-cache.json, keyed by the weights file's SHA-256 and
 the protocol, so that re-running after training one more model only evaluates that model (after
@@ -27,22 +29,22 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="models to evaluate (default: every shipped model)")
-    ap.add_argument("--top1-images", type=int, default=300)
+    ap.add_argument("--corpus", type=Path, default=Path("~/data/corpus/manifest.jsonl").expanduser(),
+                    help="corpus manifest whose val split is scored (docs/data.md)")
+    ap.add_argument("--limit", type=int, default=500, help="evenly spaced subset of the val split")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "zoo")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore the metrics cache (its key is the weights file, not tinct's code)")
     ap.add_argument("--no-readme", action="store_true", help="print the table without rewriting README.md")
     args = ap.parse_args()
-    fidelity_sets = [DATA / "test" / "kodak24", DATA / "test" / "cbsd68"]
-    if not all(d.is_dir() for d in fidelity_sets):
-        sys.exit(f"zoo: the evaluation photos are absent ({DATA}/test); nothing measured")
+    if not args.corpus.is_file():
+        sys.exit(f"zoo: the corpus manifest {args.corpus} is absent (docs/data.md builds it); nothing measured")
 
     from readme_block import rewrite_block
 
@@ -55,7 +57,7 @@ def main() -> None:
     files = shipped_weights()
     names = args.model or sorted({p.stem for p in files.values()}, key=lambda n: (n != "default", n))
     specs = ["gray", *names, "truth"]
-    fid, top1 = cached_metrics(specs, files, fidelity_sets, args)
+    fid, top1 = cached_metrics(specs, files, args)
     ref = eccv16_reference()
     L = torch.rand(1, 1, 256, 256) * 100
     with torch.inference_mode():
@@ -86,11 +88,11 @@ def main() -> None:
                  f"{end_to_end[spec]:.0f} ({end_to_end[spec] / ref_ms:.2f})" if spec in end_to_end else "-"]
         rows.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
     stamp = time.strftime("%Y-%m-%d")
-    n_top1 = args.top1_images if top1 else 0
     table = "\n".join(rows) + (
         f"\n\nMeasured {stamp} by `python benchmarks/zoo.py` on {torch.get_num_threads()} CPU threads: "
-        f"fidelity on test/kodak24 + test/cbsd68 ({fid['gray']['images']} photos, 256^2 center crops), "
-        f"top-1 of EfficientNet-Lite1 on {n_top1} imagenette/val photos (gap recovered = "
+        f"{fid['gray']['images']} photos of the diverse corpus's held-out validation split (every source, "
+        f"256^2 center crops; docs/data.md); top-1 of EfficientNet-Lite1 on the {fid['gray'].get('top1_images', 0)} "
+        f"of them with an ImageNet label or a confident classifier label of the truth (gap recovered = "
         f"(model - gray) / (truth - gray)); ECCV16 reference forward {ref_ms:.0f} ms at 256^2 in the same run; end to end = "
         f"`Colorizer.colorize_array` on a 256^2 RGB array (lightness, network, decoding, chroma fitting, "
         f"Lab->RGB; PyTorch backend).")
@@ -99,13 +101,14 @@ def main() -> None:
         rewrite_block("zoo", table)
 
 
-def cached_metrics(specs: list[str], files: dict[str, Path], fidelity_sets: list[Path], args) -> tuple[dict, dict]:
+def cached_metrics(specs: list[str], files: dict[str, Path], args) -> tuple[dict, dict]:
     """-> ({spec: fidelity metrics}, {spec: top-1 %}), evaluating only the specs not in the cache."""
     from tinct.evaluate import evaluate
 
     cache_file = args.out / "metrics-cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() and not args.fresh else {}
-    protocol = f"size=256|top1={args.top1_images}"
+    manifest_digest = hashlib.sha256(args.corpus.read_bytes()).hexdigest()[:12]
+    protocol = f"corpus-val={manifest_digest}|size=256|limit={args.limit}|pseudo"
 
     def key(spec: str) -> str:
         path = files.get(spec)
@@ -115,15 +118,12 @@ def cached_metrics(specs: list[str], files: dict[str, Path], fidelity_sets: list
     missing = [s for s in specs if key(s) not in cache]
     if missing:
         print(f"zoo: evaluating {', '.join(missing)} (cached: {len(specs) - len(missing)})", flush=True)
-        fid = evaluate(fidelity_sets, missing, size=256, out_dir=args.out / "kodak_cbsd68")
-        val = DATA / "imagenette" / "val"
-        top1 = evaluate([val], missing, size=256, out_dir=args.out / "imagenette_val",
-                        limit=args.top1_images) if val.is_dir() else None
+        report = evaluate([args.corpus], missing, size=256, out_dir=args.out / "corpus_val", limit=args.limit,
+                          pseudo_labels=True)
+        proto = report["protocol"]
         for s in missing:
-            entry = {**fid["models"][s]["metrics"], "images": fid["protocol"]["images"]}
-            if top1 is not None:
-                entry["top1"] = top1["models"][s]["metrics"].get("top1")
-            cache[key(s)] = entry
+            cache[key(s)] = {**report["models"][s]["metrics"], "images": proto["images"],
+                             "top1_images": proto["imagenet_labelled"] + proto["pseudo_labelled"]}
         args.out.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache, indent=1))

@@ -103,46 +103,67 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
         probe = model.features(torch.zeros(1, 1, size, size))
     shapes = [tuple(f.shape[1:]) for f in probe]
     n = len(plan)
-    mode = "r+" if was is not None else "w+"
-    arrays = [np.lib.format.open_memmap(d / f"level{i}.npy", mode=mode, dtype=np.float16, shape=(n, *s))
-              for i, s in enumerate(shapes)]
-    L_arr = np.lib.format.open_memmap(d / "L.npy", mode=mode, dtype=np.uint8, shape=(n, 1, size, size))
-    ab_arr = np.lib.format.open_memmap(d / "ab.npy", mode=mode, dtype=np.int8, shape=(n, 2, size, size))
+    specs = [(f"level{i}.npy", np.float16, (n, *sh)) for i, sh in enumerate(shapes)]
+    specs += [("L.npy", np.uint8, (n, 1, size, size)), ("ab.npy", np.int8, (n, 2, size, size))]
     if was is None:
-        _write_json(meta_path, {**key, "shapes": [list(s) for s in shapes]})
+        for name, dtype, shape in specs:  # sparse files of the final size, headers written once
+            np.lib.format.open_memmap(d / name, mode="w+", dtype=dtype, shape=shape).flush()
+        _write_json(meta_path, {**key, "shapes": [list(sh) for sh in shapes]})
     progress_path = d / "progress.json"
     done = json.loads(progress_path.read_text())["done"] if progress_path.is_file() else 0
     if done >= n:
         return d
+    # Crops are appended with positioned writes, not through a memory map: msync of a map of tens
+    # of GB costs far more than the bytes written.
+    writers = [_RowWriter(d / name) for name, _, _ in specs]
     # Dataset key i -> crop i of the plan: the crop's randomness comes from key = plan position.
     dataset = CropDataset([entries[j] for j in plan], size, resize, train=True, seed=seed, crop_scale=crop_scale)
-    starts = range(done, n, batch_size)
     loader = torch.utils.data.DataLoader(
         _Slice(dataset, done, n), batch_size=batch_size, shuffle=False, num_workers=workers,
         collate_fn=lambda s: {k: torch.stack([x[k] for x in s]) for k in ("L", "ab")},
         worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4 if workers else None)
     bar = tqdm(total=n, initial=done, desc="caching features", unit="crop", disable=not progress, dynamic_ncols=True)
     pos = done
-    with torch.no_grad():
-        for batches, (_, batch) in enumerate(zip(starts, loader), 1):
-            L = batch["L"].contiguous(memory_format=torch.channels_last)
-            feats = model.features(L)
-            b = L.shape[0]
-            for arr, f in zip(arrays, feats):
-                arr[pos:pos + b] = f.to(torch.float16).contiguous().numpy()
-            L_arr[pos:pos + b] = (batch["L"] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy()
-            ab_arr[pos:pos + b] = batch["ab"].round().clamp(-127, 127).to(torch.int8).numpy()
-            pos += b
-            if batches % 16 == 0 or pos >= n:  # flush, then record: progress never runs ahead of the data
-                for arr in (*arrays, L_arr, ab_arr):
-                    arr.flush()
-                _write_json(progress_path, {"done": pos})
-            bar.update(b)
-    for arr in (*arrays, L_arr, ab_arr):
-        arr.flush()
-    _write_json(progress_path, {"done": pos})
-    bar.close()
+    try:
+        with torch.no_grad():
+            for batches, batch in enumerate(loader, 1):
+                L = batch["L"].contiguous(memory_format=torch.channels_last)
+                feats = model.features(L)
+                rows = [f.to(torch.float16).contiguous().numpy() for f in feats]
+                rows.append((batch["L"] * 2.55).round().clamp(0, 255).to(torch.uint8).numpy())
+                rows.append(batch["ab"].round().clamp(-127, 127).to(torch.int8).numpy())
+                for w, r in zip(writers, rows):
+                    w.write(pos, r)
+                pos += L.shape[0]
+                if batches % 16 == 0 or pos >= n:  # data on disk first: progress never runs ahead of it
+                    for w in writers:
+                        w.sync()
+                    _write_json(progress_path, {"done": pos})
+                bar.update(L.shape[0])
+    finally:
+        for w in writers:
+            w.close()
+        bar.close()
     return d
+
+
+class _RowWriter:
+    """Positioned writes of rows into a ``.npy`` file made by ``open_memmap``."""
+
+    def __init__(self, path: Path):
+        arr = np.load(path, mmap_mode="r")
+        self.offset, self.row_bytes = arr.offset, arr[0].nbytes if len(arr) else 0
+        del arr
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write(self, row: int, data: np.ndarray) -> None:
+        os.pwrite(self.fd, np.ascontiguousarray(data).tobytes(), self.offset + row * self.row_bytes)
+
+    def sync(self) -> None:
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class _Slice(torch.utils.data.Dataset):
