@@ -35,11 +35,11 @@ def main() -> None:
     if not args.corpus.is_file():
         sys.exit(f"unseen_photos: the corpus manifest {args.corpus} is absent (docs/data.md builds it)")
 
-    from eccv16_reference import reference as eccv16_reference
-    from speed import median_ms
-
     from tinct import load_model
     from tinct.evaluate import evaluate, parse_spec
+
+    from eccv16_reference import reference as eccv16_reference
+    from speed import median_ms
 
     specs = args.model or ["default"]
     report = evaluate([args.corpus], ["gray", *specs, "truth"], size=256, out_dir=args.out, limit=args.limit,
