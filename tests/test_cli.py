@@ -204,6 +204,9 @@ def test_models_lists_architectures(capsys):
     assert "hypercolumns" in out
     assert "larsson (efficientnet_lite2, lab-joint) 3600 steps" in out  # the shipped default's line
     assert "default                        alias of tinct-lite2-joint" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and "steps" in line}
+    assert "[--decode expectation|annealed|mode|sample (default expectation), --samples]" in lines["tinct-lite2-joint"]
+    assert "[--style]" in lines["iizuka-lite0"] and "[no decoder choice]" in lines["cnn-pool"]
 
 
 def test_traits_name_what_a_model_is():

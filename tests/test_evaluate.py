@@ -10,6 +10,8 @@ from skimage import data
 from tinct.cli import main
 from tinct.evaluate import center_square, evaluate, parse_spec
 
+from conftest import make_photo
+
 
 @pytest.fixture(scope="module")
 def photo_set(tmp_path_factory):
@@ -79,3 +81,20 @@ def test_annealed_temperature_in_a_spec_reaches_the_decoder(photo_set, tiny_mode
     cold, hot = (report["models"][s] for s in specs)
     assert cold["metrics"]["colorfulness"] > hot["metrics"]["colorfulness"]
     assert "T = 0.1" in cold["description"] and "T = 3" in hot["description"]
+
+
+def test_report_table_columns_line_up_and_speed_is_timed_after_warm_up(tmp_path, tiny_model_path):
+    from tinct.evaluate import WARMUP_CALLS, score_colorizer
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(make_photo(40, 40, seed=i)).save(folder / f"{i}.png")
+    report = evaluate([folder], [str(tiny_model_path), "gray"], size=32, progress=False, examples=1)
+    table = [line for line in report["markdown"].splitlines() if line.startswith("|")]
+    assert len({line.count("|") for line in table}) == 1  # no cell carries a stray "|"
+    assert f"after {WARMUP_CALLS} warm-up calls" in report["markdown"]
+    calls = []
+    items = [{"name": str(i), "truth": make_photo(32, 32, seed=i), "label": -1} for i in range(3)]
+    score_colorizer(items, lambda truth: calls.append(1) or truth)
+    assert len(calls) == 3 + WARMUP_CALLS

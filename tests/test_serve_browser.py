@@ -7,7 +7,8 @@ differ), moves the comparison slider, downloads the result and checks the file.
 
 Chromium: ``/usr/bin/chromium`` (``TINCT_CHROMIUM`` overrides). When it is missing the test runs
 ``scripts/install-browser.sh`` once and skips, with the script's reason, only if that could not
-install it. Playwright's own browser download (``playwright install``) is never used.
+install it (``TINCT_SKIP_BROWSER=1``: skip without installing). Playwright's own browser download
+(``playwright install``) is never used.
 
 A screenshot goes to the test's tmp dir; with ``TINCT_UPDATE_SCREENSHOT=1`` it is also copied to
 docs/serve-screenshot.png. ``TINCT_SERVE_TEST_MODEL=FILE.safetensors`` serves that model (at the
@@ -51,6 +52,8 @@ def chromium() -> str:
     """The Chromium executable; installs Debian's package if it is missing, else skips saying why."""
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
+    if os.environ.get("TINCT_SKIP_BROWSER") == "1":
+        pytest.skip(f"no Chromium at {CHROMIUM} and TINCT_SKIP_BROWSER=1 asks not to install it")
     script = ROOT / "scripts" / "install-browser.sh"
     try:
         out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600).stdout.strip()

@@ -288,10 +288,10 @@ def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> 
 # ----------------------------------------------------------------------------- others
 def cmd_models(args: argparse.Namespace) -> int:
     from . import list_models
-    from .weights import training_length, traits
+    from .weights import capabilities, training_length, traits
 
     info = list_models()
-    print("Shipped weights (use with --model NAME):")
+    print("Shipped weights (use with --model NAME; [flags] are the colorize options the model takes):")
     seen: dict[str, str] = {}
     for name, meta in info["weights"].items():
         key = meta.get("name", name)
@@ -301,11 +301,23 @@ def cmd_models(args: argparse.Namespace) -> int:
         seen[key] = name
         m = meta.get("metrics", {})
         quality = ", ".join(f"{k}={v:.2f}" for k, v in m.items() if isinstance(v, (int, float)))
-        print(f"  {name:<30} {traits(meta)} {training_length(meta)}; {quality}")
+        print(f"  {name:<30} {traits(meta)} {training_length(meta)} [{_capability_text(capabilities(meta))}]; {quality}")
     print("Architectures (train with `tinct train configs/...yaml`):")
     for a in info["architectures"]:
         print(f"  {a}")
     return EXIT_OK
+
+
+def _capability_text(caps: dict) -> str:
+    """``capabilities`` -> "--decode expectation|annealed|... (default expectation), --samples, --style"."""
+    parts = []
+    if caps["decoders"]:
+        parts.append(f"--decode {'|'.join(caps['decoders'])} (default {caps['default_decode']})")
+    if caps["samples"]:
+        parts.append("--samples")
+    if caps["style"]:
+        parts.append("--style")
+    return ", ".join(parts) or "no decoder choice"
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
 from .models.base import ColorModel, build_model
 
-__all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "WEIGHTS_DIR"]
+__all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "capabilities", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -103,6 +103,19 @@ def traits(meta: dict[str, Any]) -> str:
     if cfg.get("global_features") is False:
         parts.append("no global features")
     return f"{meta.get('arch', '?')} ({', '.join(parts) or '-'})"
+
+
+def capabilities(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a weights file's model offers at inference, from its metadata (no weights loaded):
+    ``decoders`` (the choices of ``--decode``; empty when it predicts colors directly),
+    ``default_decode``, ``samples`` (``--samples``: it predicts a distribution) and ``style``."""
+    config = dict(meta.get("config", {}))
+    if "pretrained" in config:
+        config["pretrained"] = False  # random weights: only the model's shape is read
+    model = build_model(meta["arch"], **config)
+    decoders = [] if model.decode_methods == ("identity",) else list(model.decode_methods)
+    return {"decoders": decoders, "default_decode": model.default_decode if decoders else None,
+            "samples": "sample" in decoders, "style": "style_L" in getattr(model, "forward_options", ())}
 
 
 def started_from(meta: dict[str, Any]) -> str | None:
