@@ -36,7 +36,7 @@ from . import io as tio
 from .color import lab_to_rgb_in_gamut, lightness
 from .models.base import ColorModel
 
-__all__ = ["Colorizer", "Result", "render_shape", "model_name", "DEFAULT_RENDER_SIZE"]
+__all__ = ["Colorizer", "Result", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
 
 log = logging.getLogger("tinct.pipeline")
 DEFAULT_RENDER_SIZE = 384
@@ -144,15 +144,17 @@ class Colorizer:
 
     def colorize_array(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
         """RGB (H,W,3) float in [0,1] (color or gray) -> colorized RGB (H,W,3) float32."""
-        return self._colorize_loaded(tio.read_image(rgb), **options).rgb
+        return self.colorize_loaded(tio.read_image(rgb), **options).rgb
 
-    def _colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, dtype: Any = np.float32,
-                         **options: Any) -> Result:
+    def colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, dtype: Any = np.float32,
+                        **options: Any) -> Result:
+        """An already decoded image (``tinct.io.read_image``) -> Result: for callers that read the
+        file themselves (the web page keeps the upload's metadata). ``options`` as ``colorize``."""
         if options.get("style") is not None:
             options["style_L"] = self.style_lightness(options.pop("style"))
         options.pop("style", None)
         with torch.inference_mode():
-            L = _lightness_of(img.rgb)
+            L = lightness_of(img.rgb)
             small = self.predict_small(L, with_confidence=confidence, **options)
             rgb = self.compose(L, small["ab"], dtype)
             conf = None
@@ -170,13 +172,13 @@ class Colorizer:
         if "style_L" not in self.model.forward_options:
             raise ValueError(f"model {self.name!r} has no global features, so it cannot take a style reference")
         ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
-        L = _lightness_of(ref.rgb)
+        L = lightness_of(ref.rgb)
         h, w = render_shape(*L.shape[-2:], self.render_size)
         return F.interpolate(L, size=(h, w), mode="bilinear", antialias=True, align_corners=False).to(self.device)
 
     def colorize(self, image: Any, **options: Any) -> Result:
         """A path, bytes, PIL image or numpy array -> Result (see ``Result.to_pil``)."""
-        return self._colorize_loaded(tio.read_image(image), **options)
+        return self.colorize_loaded(tio.read_image(image), **options)
 
     # -- many files ----------------------------------------------------------------------
     def colorize_files(self, jobs: Iterable[tuple[Path, Path]], on_done: Callable[[Path, Path | None, str | None], None],
@@ -223,7 +225,7 @@ class Colorizer:
         seed = int(options.pop("seed", 0))
         if self.method == "sample":
             options["generator"] = torch.Generator().manual_seed(seed)
-        res = self._colorize_loaded(img, confidence=confidence, **options)
+        res = self.colorize_loaded(img, confidence=confidence, **options)
         res.source = None
         outs: list[tuple[Path, Any]] = [(dst, res)]
         if confidence:  # the distribution, hence its confidence map, is the same for every sample
@@ -238,7 +240,7 @@ class Colorizer:
         """One colorization of ``img`` drawn from the predicted distribution (decoder "sample")."""
         saved, self.method = self.method, self.model.check_method("sample")
         try:
-            res = self._colorize_loaded(img, generator=torch.Generator().manual_seed(seed), **options)
+            res = self.colorize_loaded(img, generator=torch.Generator().manual_seed(seed), **options)
         finally:
             self.method = saved
         res.source = None
@@ -263,8 +265,8 @@ def decode_argument(decode: str | None, method: str | None, stacklevel: int = 2)
     return method
 
 
-def _lightness_of(rgb: np.ndarray) -> torch.Tensor:
-    """(H,W,3) float [0,1] -> L (1,1,H,W), strip by strip to bound memory."""
+def lightness_of(rgb: np.ndarray) -> torch.Tensor:
+    """(H,W,3) float [0,1] -> CIE L (1,1,H,W) in [0,100], strip by strip to bound memory."""
     H, W = rgb.shape[:2]
     out = torch.empty((1, 1, H, W), dtype=torch.float32)
     rows = max(1, STRIP_PIXELS // max(W, 1))

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import ImageError
-from .pipeline import Colorizer, _lightness_of, render_shape
+from .pipeline import Colorizer, lightness_of, render_shape
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -252,7 +252,7 @@ def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], smoothin
 def _colorize_batch(colorizer: Colorizer, smoother: TemporalSmoother, batch: list[np.ndarray],
                     opts: dict[str, Any]) -> list[FrameResult]:
     """Consecutive RGB frames (H,W,3) float -> FrameResults; frames of one size share network calls."""
-    L_full = [_lightness_of(rgb) for rgb in batch]
+    L_full = [lightness_of(rgb) for rgb in batch]
     L_small = [_render_L(colorizer, L) for L in L_full]
     abs_: list[torch.Tensor] = []
     start = 0

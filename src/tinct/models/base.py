@@ -21,9 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ColorModel", "AbRegressionOrGrid", "register", "build_model", "registered_models", "model_class"]
+__all__ = ["AB_SCALE", "ColorModel", "AbRegressionOrGrid", "register", "build_model", "registered_models", "model_class"]
 
 Prediction = dict[str, torch.Tensor]
+# The ab range of every regression head: ab = AB_SCALE * tanh(y) (or (2 s - 1) * AB_SCALE for a
+# sigmoid output s), and regression losses compare ab / AB_SCALE. |a|, |b| of sRGB colors stay below 110.
+AB_SCALE = 110.0
 _REGISTRY: dict[str, type[ColorModel]] = {}
 
 
@@ -70,7 +73,7 @@ def build_model(name: str, **config: Any) -> ColorModel:
 
 
 def _import_all() -> None:
-    from . import _all  # noqa: F401  (registers every model module)
+    from . import catalog  # noqa: F401  (registers every model module)
 
 
 class ColorModel(nn.Module):

@@ -48,11 +48,10 @@ from torch import nn
 
 from .. import bins
 from ..color import l_to_unit, lab_to_rgb
-from .base import AbRegressionOrGrid, register
+from .base import AB_SCALE, AbRegressionOrGrid, register
 
 __all__ = ["BaselineCNN", "CNNPool", "CNNTranspose", "UNet", "ring_palette", "PALETTE_RINGS"]
 
-AB_SCALE = 110.0
 PALETTE_RINGS: tuple[tuple[float, int], ...] = ((0.0, 1), (10.0, 6), (24.0, 8), (42.0, 10), (65.0, 10), (95.0, 8))
 HEADS = ("regression", "classes")
 

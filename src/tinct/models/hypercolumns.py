@@ -32,9 +32,7 @@ from ..backbones import build_backbone
 from ..color import gray_rgb_from_l
 from ..hypercolumn import HypercolumnProjection
 from ..losses import rebalance_weights, sparse_target_cross_entropy
-from .base import AbRegressionOrGrid, register
-
-AB_SCALE = 110.0
+from .base import AB_SCALE, AbRegressionOrGrid, register
 
 
 @register("hypercolumns")

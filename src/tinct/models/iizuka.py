@@ -65,11 +65,10 @@ from torch import nn
 
 from ..backbones import build_backbone
 from ..color import gray_rgb_from_l, l_to_unit
-from .base import ColorModel, register
+from .base import AB_SCALE, ColorModel, register
 
 __all__ = ["Iizuka", "AB_SCALE", "GLOBAL_SIZE", "LOW_LEVELS"]
 
-AB_SCALE = 110.0          # ab = (2 s - 1) * AB_SCALE for the sigmoid output s in [0,1]
 GLOBAL_SIZE = 224         # the global path's input side, fixed by its fully connected layers
 LOW_LEVELS = ("scratch", "efficientnet_lite0")
 

@@ -560,7 +560,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             options["style"] = style
         try:
             # the already-decoded image goes straight in: colorize() would decode it again
-            result = colorizer._colorize_loaded(img, **options)
+            result = colorizer.colorize_loaded(img, **options)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         except MemoryError:

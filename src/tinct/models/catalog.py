@@ -8,5 +8,5 @@ import pkgutil
 
 _PACKAGE = importlib.import_module(__package__)
 for _info in pkgutil.iter_modules(_PACKAGE.__path__):
-    if not _info.name.startswith("_") and _info.name != "base":
+    if not _info.name.startswith("_") and _info.name not in ("base", "catalog"):
         importlib.import_module(f"{__package__}.{_info.name}")
