@@ -406,3 +406,16 @@ def test_data_flag_replaces_the_recipe_s_corpus_and_feature_cache(dataset, tmp_p
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", str(path), "--data", str(dataset), "--out", str(tmp_path / "run"), "-q"]) == 0
     assert (tmp_path / "run" / "manifest.json").is_file() and not (tmp_path / "cache").exists()
+
+
+def test_threshold_hits_streams_the_auc_counts():
+    from tinct.train import threshold_hits
+
+    g = torch.Generator().manual_seed(0)
+    pred, true = torch.randn(2, 2, 9, 7, generator=g) * 40, torch.randn(2, 2, 9, 7, generator=g) * 40
+    err = (pred - true).norm(dim=1).flatten()
+    direct = (err[None, :] <= torch.arange(0, 151, dtype=torch.float32)[:, None]).float().sum(dim=1)
+    assert torch.equal(threshold_hits(pred, true), direct)
+    exact = torch.zeros(1, 2, 1, 2)
+    exact[0, 0, 0, 1] = 3.0  # errors 0 and exactly 3
+    assert threshold_hits(exact, torch.zeros_like(exact), 4).tolist() == [1, 1, 1, 2, 2]

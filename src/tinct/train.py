@@ -227,6 +227,18 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def threshold_hits(pred_ab: torch.Tensor, true_ab: torch.Tensor, max_threshold: int = 150) -> torch.Tensor:
+    """How many pixels have an ab error <= t, for t = 0..max_threshold: (max_threshold + 1,) float.
+
+    pred_ab, true_ab: (B,2,H,W). Streaming: one histogram of ceil(error) and a cumulative sum, so
+    memory stays O(pixels), not O(pixels x thresholds) (error <= t  <=>  ceil(error) <= t for integer t).
+    """
+    err = (pred_ab - true_ab).norm(dim=1).flatten()
+    cells = torch.ceil(err).clamp(max=max_threshold + 1).long()
+    counts = torch.bincount(cells, minlength=max_threshold + 2)
+    return counts.cumsum(0)[: max_threshold + 1].float()
+
+
 @torch.no_grad()
 def validate(model: ColorModel, dataset: CropDataset, count: int, batch_size: int) -> dict[str, float]:
     """Mean validation loss, ab PSNR-like error and AuC over the first ``count`` center crops,
@@ -254,8 +266,7 @@ def validate(model: ColorModel, dataset: CropDataset, count: int, batch_size: in
         rgb_t = lab_to_rgb(torch.cat([batch["L"], batch["ab"]], 1))
         sq_err += ((rgb_p - rgb_t) ** 2).sum().item()
         n_pix += rgb_p.numel()
-        dist_ab = (ab - batch["ab"]).norm(dim=1).flatten()
-        hits += (dist_ab[None, :] <= thresholds[:, None]).float().sum(dim=1)
+        hits += threshold_hits(ab, batch["ab"], len(thresholds) - 1)
     model.train()
     mse = sq_err / max(n_pix, 1)
     npx = n_pix / 3
