@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import time
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -782,13 +781,11 @@ def test_pixel_cap_rejects_huge_header_before_decoding(tmp_path: Path, monkeypat
     def no_decoding(self: ImageFile.ImageFile) -> None:
         raise AssertionError("pixels must not be decoded")
 
-    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    start = time.perf_counter()
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)  # refused from the header alone
     with pytest.raises(ImageError, match=r"has 400,000,000 pixels, over the limit of 100,000,000"):
         read_image(path)
     with pytest.raises(ImageError, match=r"400,000,000 pixels, over the limit of 1,000,000"):
         read_image(path.read_bytes(), max_pixels=1_000_000)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_cap_above_pillows_global_limit(tmp_path: Path, monkeypatch) -> None:

@@ -263,11 +263,9 @@ def test_decompression_bomb_is_rejected_before_decoding(client, monkeypatch):
         return real_load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
-    t = time.perf_counter()
     r = post(client, bomb, name="bomb.png")
     assert_one_line_error(r, 413, "image", "25,000,000 pixels", "1,000,000")
     assert decoded == []                 # refused from the header: no pixel was decoded
-    assert time.perf_counter() - t < 5
 
 
 def test_bad_style_reference_is_reported_as_such(app, tiny_model_path):

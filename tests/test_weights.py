@@ -46,7 +46,10 @@ def test_no_pickle_on_the_load_path(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
     monkeypatch.setattr(torch, "load", forbidden)
-    tinct.load_model(path)
+    loaded = tinct.load_model(path)
+    saved = model.state_dict()
+    assert loaded.arch == "hypercolumns" and set(loaded.state_dict()) == set(saved)
+    assert all(torch.allclose(v.float(), saved[k].float(), atol=1e-2) for k, v in loaded.state_dict().items())
 
 
 def test_errors_are_clear(tmp_path):
