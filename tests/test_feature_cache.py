@@ -102,3 +102,26 @@ def test_training_from_the_cache(photos, tmp_path):
     assert model.metadata["steps"] == 5 and model.metadata["data"]["train_photos"] == 4
     assert len(CachedCrops(tmp_path / "cache")) == 8
     assert np.isfinite(model.metadata["metrics"]["val_loss"])
+    # a share of the photos trains from the same cache (a learning curve over corpus size)
+    half = TrainConfig.from_dict({**cfg.__dict__, "data": {**cfg.data, "train_fraction": 0.9}, "max_steps": 2})
+    kept = load_weights(train(half, tmp_path / "half", progress=False)).metadata["data"]["train_photos"]
+    from tinct.data import subsample
+
+    assert kept == len(subsample(photos[:4], 0.9)) > 0
+    assert json.loads((tmp_path / "cache" / "meta.json").read_text())["photos"] == 4  # not rebuilt
+
+
+def test_a_subset_of_photos_reads_only_their_crops(photos, tmp_path):
+    model = tiny_larsson()
+    d = build_feature_cache(model, photos, [1.0, 2.0, 1.0, 1.0, 1.0], tmp_path / "c", size=32, resize=40,
+                            workers=0, progress=False)
+    plan = np.load(d / "plan.npy")
+    assert sorted(plan.tolist()) == [0, 1, 1, 2, 3, 4]
+    every = CachedCrops(d)
+    some = CachedCrops(d, photos={1, 3})
+    assert len(some) == 3
+    wanted = [i for i, p in enumerate(plan) if p in (1, 3)]
+    for k, i in enumerate(wanted):
+        assert torch.equal(some[k]["ab"], every[i]["ab"])
+    with pytest.raises(ValueError, match="no crops of these photos"):
+        CachedCrops(d, photos={99})

@@ -9,6 +9,7 @@ stores, per crop, every pyramid level in float16 and the crop's Lab target, in o
     DIR/level{i}.npy   (N, C_i, h_i, w_i) float16: the backbone's level i for each crop
     DIR/L.npy          (N, 1, S, S) uint8: lightness, round(L * 2.55)
     DIR/ab.npy         (N, 2, S, S) int8: round(a), round(b), clamped to [-127, 127]
+    DIR/plan.npy       (N,) int32: the photo (index in the build's photo list) each crop comes from
     DIR/progress.json  how many crops are written (the build resumes from there)
 
 The crops are listed (and shuffled, seeded) before any is written, so every prefix of the cache
@@ -109,6 +110,8 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
         for name, dtype, shape in specs:  # sparse files of the final size, headers written once
             np.lib.format.open_memmap(d / name, mode="w+", dtype=dtype, shape=shape).flush()
         _write_json(meta_path, {**key, "shapes": [list(sh) for sh in shapes]})
+    if not (d / "plan.npy").is_file():
+        np.save(d / "plan.npy", np.asarray(plan, dtype=np.int32))
     progress_path = d / "progress.json"
     done = json.loads(progress_path.read_text())["done"] if progress_path.is_file() else 0
     if done >= n:
@@ -187,19 +190,26 @@ class CachedCrops(torch.utils.data.Dataset):
     """A finished (or partly written) feature cache as a dataset of training samples.
 
     ``dataset[key]`` (any integer; crop ``key % len``) -> {"feats": [(C_i,h_i,w_i) float32],
-    "L": (1,S,S) float32 in [0,100], "ab": (2,S,S) float32}. Only the crops written so far count.
+    "L": (1,S,S) float32 in [0,100], "ab": (2,S,S) float32}. Only the crops written so far count;
+    with ``photos`` (indices into the build's photo list), only the crops of those photos.
     """
 
-    def __init__(self, cache_dir: str | Path):
+    def __init__(self, cache_dir: str | Path, photos: set[int] | None = None):
         d = Path(cache_dir).expanduser()
         try:
             self.meta = json.loads((d / "meta.json").read_text())
             done = json.loads((d / "progress.json").read_text())["done"]
         except (OSError, ValueError, KeyError) as exc:
             raise FileNotFoundError(f"no feature cache in {d} ({exc})") from None
-        self.n = min(done, self.meta["crops"])
+        written = min(done, self.meta["crops"])
+        if photos is None:
+            self.index = np.arange(written)
+        else:
+            plan = np.load(d / "plan.npy")[:written]
+            self.index = np.flatnonzero(np.isin(plan, np.fromiter(photos, dtype=np.int64)))
+        self.n = len(self.index)
         if self.n < 1:
-            raise ValueError(f"feature cache {d} holds no crops yet")
+            raise ValueError(f"feature cache {d} holds no crops " + ("yet" if photos is None else "of these photos"))
         self.levels = [np.load(d / f"level{i}.npy", mmap_mode="r") for i in range(len(self.meta["shapes"]))]
         self.L = np.load(d / "L.npy", mmap_mode="r")
         self.ab = np.load(d / "ab.npy", mmap_mode="r")
@@ -212,7 +222,7 @@ class CachedCrops(torch.utils.data.Dataset):
         return tuple(self.L.shape[-2:])
 
     def __getitem__(self, key: int) -> dict[str, Any]:
-        i = key % self.n
+        i = int(self.index[key % self.n])
         return {"feats": [torch.from_numpy(np.array(a[i], dtype=np.float32)) for a in self.levels],
                 "L": torch.from_numpy(self.L[i].astype(np.float32) / 2.55),
                 "ab": torch.from_numpy(self.ab[i].astype(np.float32))}

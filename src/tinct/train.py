@@ -337,13 +337,21 @@ def model_for_cache(cfg: TrainConfig) -> ColorModel:
 
 
 def cached_training_set(model: ColorModel, entries: list[ManifestEntry], weights: list[float] | None,
-                        cfg: TrainConfig, crop_scale, progress: bool) -> CachedCrops:
-    """Build (or finish) ``data.feature_cache`` for ``entries`` and open it as the training set."""
+                        cfg: TrainConfig, crop_scale, progress: bool,
+                        keep: list[ManifestEntry] | None = None) -> CachedCrops:
+    """Build (or finish) ``data.feature_cache`` for ``entries`` and open it as the training set.
+
+    The cache always covers every training photo, so that ``keep`` (a ``data.train_fraction``
+    subset) reads the crops of fewer photos from the same cache.
+    """
     data = cfg.data
     build_feature_cache(model, entries, weights or [1.0] * len(entries), data["feature_cache"], cfg.size,
                         cfg.resize, crops_per_unit=float(data.get("crops_per_unit", 1.0)), crop_scale=crop_scale,
                         seed=cfg.seed, batch_size=32, workers=min(cfg.workers, 1), progress=progress)
-    return CachedCrops(data["feature_cache"])
+    if keep is None or len(keep) == len(entries):
+        return CachedCrops(data["feature_cache"])
+    kept = {e.path for e in keep}
+    return CachedCrops(data["feature_cache"], photos={i for i, e in enumerate(entries) if e.path in kept})
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -469,9 +477,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if is_main and len(train_entries) < len(all_train):
         log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries), len(all_train))
     if feature_cache:
-        train_set = cached_training_set(model_for_cache(cfg), train_entries,
-                                        [weight_of.get(e.path, 1.0) for e in train_entries] if corpus else None,
-                                        cfg, crop_scale, progress and is_main)
+        train_set = cached_training_set(model_for_cache(cfg), all_train,
+                                        [weight_of.get(e.path, 1.0) for e in all_train] if corpus else None,
+                                        cfg, crop_scale, progress and is_main, keep=train_entries)
     else:
         train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
     # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
