@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ ort = pytest.importorskip("onnxruntime")
 from tinct import Colorizer  # noqa: E402
 from tinct.export import (  # noqa: E402
     OnnxColorModel,
-    add_parser,
     export_onnx,
     load_backend,
     onnx_cache_dir,
@@ -142,9 +140,10 @@ def test_load_backend_caches_by_weights_and_respects_xdg(tiny_model_path, tiny_o
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tinct")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    """``tinct export ...`` through the real parser; errors raise (``main`` would print them)."""
+    from tinct.cli import build_parser
+
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

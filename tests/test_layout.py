@@ -35,3 +35,17 @@ def test_the_check_finds_a_crossing(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("from .pipeline import _secret\n\ndef f(c):\n    return c._colorize(1), self._ok(), t._replace()\n")
     assert private_crossings(bad, tmp_path) == ["probe.py:1: imports _secret", "probe.py:4: calls ._colorize()"]
+
+
+def test_the_command_line_answers_help_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from tinct.cli import main\n"
+            "for argv in (['--help'], ['colorize', '--help'], ['train', '--help'], ['export', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "        main(argv)\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'onnx') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

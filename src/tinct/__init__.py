@@ -19,8 +19,6 @@ from typing import Any as _Any
 
 __version__ = "0.1.0"
 
-from .pipeline import Colorizer  # noqa: E402
-
 __all__ = ["colorize", "load_model", "list_models", "Colorizer", "__version__"]
 
 _CACHED_MODELS = 4  # models tinct.colorize keeps loaded, the least recently used dropped first
@@ -55,7 +53,7 @@ def colorize(image: _Any, model: _Any = "default", render_size: int | None = Non
     ``tinct colorize --backend``. Other ``options`` (``temperature``, ``style``, ``seed``...)
     go to ``Colorizer.colorize``.
     """
-    from .pipeline import DEFAULT_RENDER_SIZE, decode_argument
+    from .pipeline import DEFAULT_RENDER_SIZE, Colorizer, decode_argument
 
     decode = decode_argument(decode, method)
     if isinstance(model, Colorizer):
@@ -89,3 +87,17 @@ def _loaded(name: str, backend: str, stamp: tuple[str, int, int]):
     from .export import load_backend
 
     return load_backend(name, backend)
+
+
+def __getattr__(name: str) -> _Any:
+    """``tinct.Colorizer`` is imported on first use, so that ``import tinct`` (and ``tinct --help``)
+    does not import torch."""
+    if name == "Colorizer":
+        from .pipeline import Colorizer
+
+        return Colorizer
+    raise AttributeError(f"module 'tinct' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"Colorizer"})

@@ -338,6 +338,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``tinct export``: write a model's network to ONNX, checked against PyTorch."""
+    import torch
+
+    from . import load_model
+    from .export import check_opset, export_onnx
+
+    out = Path(args.out).expanduser()
+    check_opset(args.opset)
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"--out {args.out}: the file name must end in .onnx")
+    if out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; name the .onnx file")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"{out} exists; pass --overwrite to replace it")
+    model = load_model(args.model)
+    export_onnx(model, out, opset=args.opset)
+    with torch.no_grad():
+        m = model.pad_multiple
+        shapes = {k: tuple(v.shape) for k, v in model(torch.zeros(1, 1, 2 * m, 3 * m)).items()}
+    outs = ", ".join(f"{k} {s}" for k, s in shapes.items())
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {model.arch}, opset {args.opset}): "
+          f"input L (B,1,H,W) in [0,100], H and W multiples of {m}; for L (1,1,{2 * m},{3 * m}) -> {outs}")
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
@@ -351,7 +377,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from .pipeline import DEFAULT_RENDER_SIZE
+    from .defaults import DEFAULT_OPSET, DEFAULT_RENDER_SIZE, MIN_OPSET
 
     p = argparse.ArgumentParser(prog="tinct", description="Automatic colorization of black-and-white photos.")
     p.add_argument("--version", action="version", version=_version())
@@ -429,11 +455,21 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list shipped models and architectures")
     m.set_defaults(func=cmd_models)
 
-    from .export import add_parser as add_export_parser
     from .serve import add_parser as add_serve_parser
 
     add_serve_parser(sub)
-    add_export_parser(sub)
+    x = sub.add_parser(
+        "export", help="export a model's network to ONNX (for onnxruntime)",
+        description="Export a model's network (L -> prediction, dynamic batch/height/width) to ONNX and "
+                    "check it against PyTorch with onnxruntime. Decoding stays in tinct "
+                    "(`tinct colorize --backend onnx` does all of this by itself and caches the file).")
+    x.add_argument("-m", "--model", default="default", metavar="NAME_OR_PATH",
+                   help="shipped model name or .safetensors path (default: default)")
+    x.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
+    x.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, from {MIN_OPSET} to what the installed onnx supports (default: {DEFAULT_OPSET})")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    x.set_defaults(func=cmd_export)
     for command in sub.choices.values():
         command.set_defaults(parser=command)
     return p

@@ -21,7 +21,6 @@ which needs only the ``onnx`` package; running needs ``onnxruntime``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import inspect
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from .cache import cache_dir
+from .defaults import DEFAULT_OPSET, MIN_OPSET
 from .models.base import ColorModel, Prediction
 
 __all__ = [
@@ -51,13 +51,11 @@ __all__ = [
     "export_onnx",
     "load_backend",
     "onnx_cache_dir",
-    "add_parser",
+    "check_opset",
 ]
 
 log = logging.getLogger("tinct.export")
 
-DEFAULT_OPSET = 17
-MIN_OPSET = 11
 BACKENDS = ("auto", "torch", "onnx")
 INPUT_NAME = "L"
 VERIFY_RTOL = 1e-3  # export check: max |onnx - torch| <= VERIFY_RTOL * max(1, max |torch|), per output
@@ -72,7 +70,7 @@ def _max_opset() -> int:
         return 20
 
 
-def _check_opset(opset: int) -> int:
+def check_opset(opset: int) -> int:
     hi = _max_opset()
     if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= hi:
         raise ValueError(f"opset must be an integer from {MIN_OPSET} to {hi}, got {opset!r}")
@@ -157,7 +155,7 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
     tolerance ``VERIFY_RTOL``); a mismatch raises RuntimeError. The write is atomic.
     """
     onnx = _require("onnx", "onnx")
-    _check_opset(opset)
+    check_opset(opset)
     path = Path(path)
     if not isinstance(model, ColorModel):
         raise TypeError(f"export_onnx needs a ColorModel, got {type(model).__name__}")
@@ -397,7 +395,7 @@ def load_backend(model: ColorModel | str | Path, backend: str, opset: int = DEFA
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if backend == "auto":
         return _auto_backend(model, opset, cache_dir, threads)
-    _check_opset(opset)
+    check_opset(opset)
     if isinstance(model, OnnxColorModel):
         return model if backend == "onnx" else model.torch_model
     weights_hash = None
@@ -441,40 +439,3 @@ def load_backend(model: ColorModel | str | Path, backend: str, opset: int = DEFA
 
 
 # ----------------------------------------------------------------------------- CLI
-def _cmd_export(args: argparse.Namespace) -> int:
-    from . import load_model
-
-    out = Path(args.out).expanduser()
-    _check_opset(args.opset)
-    if out.suffix.lower() != ".onnx":
-        raise ValueError(f"--out {args.out}: the file name must end in .onnx")
-    if out.is_dir():
-        raise ValueError(f"--out {args.out} is a folder; name the .onnx file")
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite to replace it")
-    model = load_model(args.model)
-    export_onnx(model, out, opset=args.opset)
-    with torch.no_grad():
-        m = model.pad_multiple
-        shapes = {k: tuple(v.shape) for k, v in model(torch.zeros(1, 1, 2 * m, 3 * m)).items()}
-    outs = ", ".join(f"{k} {s}" for k, s in shapes.items())
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {model.arch}, opset {args.opset}): "
-          f"input L (B,1,H,W) in [0,100], H and W multiples of {m}; for L (1,1,{2 * m},{3 * m}) -> {outs}")
-    return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``tinct export`` to an argparse sub-parser set; ``args.func(args)`` returns the exit code."""
-    p = subparsers.add_parser(
-        "export", help="export a model's network to ONNX (for onnxruntime)",
-        description="Export a model's network (L -> prediction, dynamic batch/height/width) to ONNX and "
-                    "check it against PyTorch with onnxruntime. Decoding stays in tinct "
-                    "(`tinct colorize --backend onnx` does all of this by itself and caches the file).")
-    p.add_argument("-m", "--model", default="default", metavar="NAME_OR_PATH",
-                   help="shipped model name or .safetensors path (default: default)")
-    p.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                   help=f"ONNX opset, {MIN_OPSET}-{_max_opset()} (default: {DEFAULT_OPSET})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.set_defaults(func=_cmd_export)
-    return p

@@ -34,12 +34,12 @@ from PIL import Image
 
 from . import io as tio
 from .color import lab_to_rgb_in_gamut, lightness
+from .defaults import DEFAULT_RENDER_SIZE
 from .models.base import ColorModel
 
 __all__ = ["Colorizer", "Result", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
 
 log = logging.getLogger("tinct.pipeline")
-DEFAULT_RENDER_SIZE = 384
 STRIP_PIXELS = 1 << 20  # full-resolution rows are processed about a megapixel at a time
 
 

@@ -1,0 +1,5 @@
+"""Defaults shared by the command line and the library, importable without torch (``tinct --help``)."""
+
+DEFAULT_RENDER_SIZE = 384  # longer side of the network input, in pixels
+DEFAULT_OPSET = 17         # ONNX opset of exports
+MIN_OPSET = 11
