@@ -43,7 +43,7 @@ def main() -> None:
 
     specs = args.model or ["default"]
     report = evaluate([args.corpus], ["gray", *specs, "truth"], size=256, out_dir=args.out, limit=args.limit,
-                      pseudo_labels=True)
+                      pseudo_labels=True, metrics=("psnr", "auc", "colorfulness", "cf_gap"))
     proto = report["protocol"]
     ref = eccv16_reference()
     L = torch.rand(1, 1, 256, 256) * 100

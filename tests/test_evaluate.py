@@ -98,3 +98,17 @@ def test_report_table_columns_line_up_and_speed_is_timed_after_warm_up(tmp_path,
     items = [{"name": str(i), "truth": make_photo(32, 32, seed=i), "label": -1} for i in range(3)]
     score_colorizer(items, lambda truth: calls.append(1) or truth)
     assert len(calls) == 3 + WARMUP_CALLS
+
+
+def test_a_subset_of_metrics_is_computed_alone(photo_set, tmp_path):
+    from tinct import metrics as M
+
+    a, b = make_photo(32, 32, seed=1), make_photo(32, 32, seed=2)
+    full = M.image_metrics(a, b)
+    assert M.image_metrics(a, b, ("psnr", "colorfulness")) == {k: full[k] for k in ("psnr", "colorfulness")}
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.image_metrics(a, b, ("sharpness",))
+    assert main(["evaluate", "--data", str(photo_set), "--model", "gray", "--size", "32", "--metrics", "psnr,auc",
+                 "--out", str(tmp_path / "r"), "-q"]) == 0
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["models"]["gray"]["metrics"]
+    assert "psnr" in row and "ssim" not in row and "auc_rebal" in row  # pooled AuCs stay

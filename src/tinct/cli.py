@@ -369,7 +369,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.data, args.model or ["default", "gray"], size=args.size, out_dir=Path(args.out),
                       limit=args.limit, progress=not args.quiet, decode=args.decode,
-                      render_size=args.render_size, backend=args.backend, pseudo_labels=args.pseudo_labels)
+                      render_size=args.render_size, backend=args.backend, pseudo_labels=args.pseudo_labels,
+                      **({"metrics": [m.strip() for m in args.metrics.split(",")]} if args.metrics else {}))
     print(report["markdown"])
     print(f"report: {Path(args.out) / 'report.md'}")
     return EXIT_OK
@@ -448,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"], help="network runtime")
     e.add_argument("--pseudo-labels", action="store_true",
                    help="semantic top-1 on any photo: label each by the classifier's confident class of its truth")
+    e.add_argument("--metrics", default=None, metavar="A,B,...",
+                   help="per-image metrics to compute (default: all of psnr, ssim, qssim, auc, auc_rebal, "
+                        "colorfulness, cf_gap, ciede2000; ssim, qssim and ciede2000 cost the most)")
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)

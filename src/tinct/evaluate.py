@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ def _top1(classifier, images: list[np.ndarray], labels: list[int]) -> float:
 
 def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray], np.ndarray],
                     truth_abs: list[np.ndarray] | None = None, desc: str = "evaluate",
-                    progress: bool = False) -> tuple[dict[str, float], list[dict[str, Any]], list[np.ndarray], float]:
+                    progress: bool = False, metrics: Sequence[str] = M.METRIC_KEYS) -> tuple[dict[str, float], list[dict[str, Any]], list[np.ndarray], float]:
     """Score ``colorize`` (truth uint8 (S,S,3) -> colorized uint8 (S,S,3)) on ``load_eval_set`` items.
 
     -> (set metrics: per-image means plus the pooled ``auc`` and ``auc_rebal``; per-image
@@ -228,7 +228,7 @@ def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray]
         t0 = time.perf_counter()
         out = colorize(it["truth"])
         times.append(time.perf_counter() - t0)
-        per_image.append({"name": it["name"], **M.image_metrics(out, it["truth"])})
+        per_image.append({"name": it["name"], **M.image_metrics(out, it["truth"], metrics)})
         pairs.append((M.ab_from_rgb_u8(out), true_ab))
         if it["label"] >= 0:
             labelled_outputs.append(out)
@@ -242,13 +242,14 @@ def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray]
 def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
              limit: int | None = None, progress: bool = True, decode: str | None = None,
              render_size: int | None = None, examples: int = 6, backend: str = "torch",
-             pseudo_labels: bool = False) -> dict[str, Any]:
+             pseudo_labels: bool = False, metrics: Sequence[str] = M.METRIC_KEYS) -> dict[str, Any]:
     """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``.
 
     With ``pseudo_labels``, photos without an ImageNet label get the classifier's confident
     label of their truth (``pseudo_label``), so the semantic top-1 covers any photo set. With
     more than one group (sources of a corpus manifest, or several folders), each model's report
-    also has per-group metrics.
+    also has per-group metrics. ``metrics`` picks the per-image metrics (``METRIC_KEYS`` subset;
+    psnr, auc, colorfulness and cf_gap cost a fifth of all eight); the pooled AuCs are always there.
     """
     items = load_eval_set(list(data), size, limit)
     runners = [_Runner(m, render_size or size, decode, backend) for m in models]
@@ -260,7 +261,8 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
     grid_rows: list[list[np.ndarray]] = [[it["truth"]] for it in items[:examples]]
     truth_abs = [M.ab_from_rgb_u8(it["truth"]) for it in items]
     for runner in runners:
-        row, per_image, colorized, ms = score_colorizer(items, runner.run, truth_abs, f"evaluate {runner.spec}", progress)
+        row, per_image, colorized, ms = score_colorizer(items, runner.run, truth_abs, f"evaluate {runner.spec}",
+                                                        progress, metrics)
         if runner.kind == "model":
             row["ms_per_image"] = ms
         hits = _top1_hits(classifier, colorized, [items[i]["label"] for i in labelled]) if classifier and colorized else []
