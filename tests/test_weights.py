@@ -112,7 +112,26 @@ def test_packaged_backbone_checksum_is_checked(tmp_path):
 
     path = save_weights(build_model("larsson", hidden=16, points=32), tmp_path / "m.safetensors")
     meta = read_metadata(path)
-    meta["packaged"]["backbone"]["checksum"][0] += 1.0  # as if trained over other package weights
+    recorded = meta["packaged"]["backbone"]["checksum"]
+    assert recorded.startswith("sha256:") and len(recorded) == 7 + 64
+    meta["packaged"]["backbone"]["checksum"] = "sha256:" + "0" * 64  # as if trained over other package weights
+    save_file(load_file(str(path)), str(path), metadata={"tinct": json.dumps(meta)})
+    with pytest.raises(ValueError, match="another version"):
+        load_weights(path)
+
+
+def test_files_with_the_older_sum_checksum_still_load_and_are_checked(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from tinct.weights import _legacy_checksum
+
+    model = build_model("larsson", hidden=16, points=32)
+    path = save_weights(model, tmp_path / "m.safetensors")
+    meta = read_metadata(path)
+    meta["packaged"]["backbone"]["checksum"] = _legacy_checksum(model.backbone)
+    save_file(load_file(str(path)), str(path), metadata={"tinct": json.dumps(meta)})
+    assert load_weights(path).arch == "larsson"
+    meta["packaged"]["backbone"]["checksum"][1] += 1.0
     save_file(load_file(str(path)), str(path), metadata={"tinct": json.dumps(meta)})
     with pytest.raises(ValueError, match="another version"):
         load_weights(path)

