@@ -125,3 +125,22 @@ def test_a_subset_of_photos_reads_only_their_crops(photos, tmp_path):
         assert torch.equal(some[k]["ab"], every[i]["ab"])
     with pytest.raises(ValueError, match="no crops of these photos"):
         CachedCrops(d, photos={99})
+
+
+def test_a_cache_of_more_photos_serves_a_smaller_list_without_rebuilding(photos, tmp_path):
+    from tinct.feature_cache import cache_photo_indices
+
+    model = tiny_larsson()
+    d = build_feature_cache(model, photos, [1.0] * 5, tmp_path / "c", size=32, resize=40, workers=0, progress=False)
+    stamp = (d / "ab.npy").stat().st_mtime_ns
+    fewer = [photos[0], photos[2], photos[4]]  # e.g. photos a corpus recipe now leaves out
+    assert build_feature_cache(model, fewer, [1.0] * 3, d, size=32, resize=40, workers=0, progress=False) == d
+    assert (d / "ab.npy").stat().st_mtime_ns == stamp
+    crops = CachedCrops(d, photos=cache_photo_indices(d, [e.path for e in fewer]))
+    assert len(crops) == 3
+    with pytest.raises(ValueError, match="no crops of 1 photo"):
+        cache_photo_indices(d, [photos[0].path, "/elsewhere/new.jpg"])
+    other = ManifestEntry(str(tmp_path / "new.jpg"), -1, "train", 56, 48)
+    Image.fromarray(make_photo(48, 56, seed=9)).save(other.path)
+    with pytest.raises(ValueError, match="other settings"):  # a photo the cache lacks: not a superset
+        build_feature_cache(model, [*fewer, other], [1.0] * 4, d, size=32, resize=40, workers=0, progress=False)

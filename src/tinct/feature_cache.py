@@ -10,6 +10,7 @@ stores, per crop, every pyramid level in float16 and the crop's Lab target, in o
     DIR/L.npy          (N, 1, S, S) uint8: lightness, round(L * 2.55)
     DIR/ab.npy         (N, 2, S, S) int8: round(a), round(b), clamped to [-127, 127]
     DIR/plan.npy       (N,) int32: the photo (index in the build's photo list) each crop comes from
+    DIR/photos.json    the build's photo list (paths)
     DIR/progress.json  how many crops are written (the build resumes from there)
 
 The crops are listed (and shuffled, seeded) before any is written, so every prefix of the cache
@@ -32,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["crops_for_weight", "plan_crops", "build_feature_cache", "CachedCrops", "cache_is_complete"]
+__all__ = ["crops_for_weight", "plan_crops", "build_feature_cache", "CachedCrops", "cache_is_complete",
+           "cache_photo_indices"]
 
 log = logging.getLogger("tinct.feature_cache")
 CACHE_VERSION = 1
@@ -81,7 +83,10 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
 
     ``entries`` are ``tinct.data.ManifestEntry``; ``weights`` their sampling weights. Crops are
     those of ``tinct.data.CropDataset`` (random position, flip, optional ``crop_scale``). A
-    cache made with another backbone, crop size or photo list is an error, not silently reused.
+    cache made with another backbone or crop size is an error, not silently reused. A finished
+    cache of a larger photo list that holds every one of ``entries`` is used as it is (read its
+    crops with ``CachedCrops(DIR, photos=cache_photo_indices(DIR, paths))``): leaving photos out
+    of a corpus does not rebuild the cache.
     """
     from tqdm import tqdm
 
@@ -96,6 +101,8 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
     meta_path = d / "meta.json"
     was = json.loads(meta_path.read_text()) if meta_path.is_file() else None
     if was is not None and {k: was.get(k) for k in key} != key:
+        if _is_superset(d, was, key, [e.path for e in entries]):
+            return d
         diff = sorted(k for k in key if was.get(k) != key[k])
         raise ValueError(f"feature cache {d} was made with other settings ({', '.join(diff)} differ); "
                          "remove it or name another feature_cache folder")
@@ -112,6 +119,8 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
         _write_json(meta_path, {**key, "shapes": [list(sh) for sh in shapes]})
     if not (d / "plan.npy").is_file():
         np.save(d / "plan.npy", np.asarray(plan, dtype=np.int32))
+    if not (d / "photos.json").is_file():
+        _write_json(d / "photos.json", [e.path for e in entries])
     progress_path = d / "progress.json"
     done = json.loads(progress_path.read_text())["done"] if progress_path.is_file() else 0
     if done >= n:
@@ -167,6 +176,29 @@ class _RowWriter:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+_PHOTO_KEYS = ("photos", "photos_digest", "crops")
+
+
+def _is_superset(d: Path, was: dict[str, Any], key: dict[str, Any], paths: list[str]) -> bool:
+    """Is the finished cache in ``d`` (made with the same settings) one of a larger photo list
+    that holds all of ``paths``?"""
+    same = all(was.get(k) == v for k, v in key.items() if k not in _PHOTO_KEYS)
+    if not (same and cache_is_complete(d) and (d / "photos.json").is_file()):
+        return False
+    cached = set(json.loads((d / "photos.json").read_text()))
+    return all(p in cached for p in paths)
+
+
+def cache_photo_indices(cache_dir: str | Path, paths: list[str]) -> set[int]:
+    """Indices, in the cache's photo list, of ``paths`` (each must be in the cache)."""
+    listed = json.loads((Path(cache_dir).expanduser() / "photos.json").read_text())
+    index = {p: i for i, p in enumerate(listed)}
+    missing = [p for p in paths if p not in index]
+    if missing:
+        raise ValueError(f"feature cache {cache_dir} has no crops of {len(missing)} photo(s), e.g. {missing[0]}")
+    return {index[p] for p in paths}
 
 
 class _Slice(torch.utils.data.Dataset):

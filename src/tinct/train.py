@@ -47,7 +47,7 @@ from .data import (
     check_train_fraction,
     subsample,
 )
-from .feature_cache import CachedCrops, build_feature_cache, collate_cached
+from .feature_cache import CachedCrops, build_feature_cache, cache_photo_indices, collate_cached
 from .models.base import ColorModel, build_model
 from .weights import save_weights
 
@@ -348,10 +348,11 @@ def cached_training_set(model: ColorModel, entries: list[ManifestEntry], weights
     build_feature_cache(model, entries, weights or [1.0] * len(entries), data["feature_cache"], cfg.size,
                         cfg.resize, crops_per_unit=float(data.get("crops_per_unit", 1.0)), crop_scale=crop_scale,
                         seed=cfg.seed, batch_size=32, workers=min(cfg.workers, 1), progress=progress)
-    if keep is None or len(keep) == len(entries):
+    cached = json.loads((Path(data["feature_cache"]).expanduser() / "photos.json").read_text())
+    wanted = [e.path for e in (keep if keep is not None else entries)]
+    if wanted == cached:
         return CachedCrops(data["feature_cache"])
-    kept = {e.path for e in keep}
-    return CachedCrops(data["feature_cache"], photos={i for i, e in enumerate(entries) if e.path in kept})
+    return CachedCrops(data["feature_cache"], photos=cache_photo_indices(data["feature_cache"], wanted))
 
 
 # ----------------------------------------------------------------------------- checkpoints
