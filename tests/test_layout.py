@@ -49,3 +49,15 @@ def test_the_command_line_answers_help_without_importing_torch():
             "print(sorted(m for m in ('torch', 'numpy', 'onnx') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_file_replacement_goes_through_tinct_atomic():
+    """os.replace / mkstemp outside tinct/atomic.py would be a second, unreviewed atomic write."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "atomic.py":
+            continue
+        text = path.read_text()
+        offenders += [f"{path.relative_to(SRC)}: {word}" for word in ("os.replace(", "mkstemp(", ".rename(")
+                      if word in text]
+    assert offenders == []

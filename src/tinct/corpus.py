@@ -37,6 +37,8 @@ import numpy as np
 import yaml
 from PIL import Image, ImageOps
 
+from .atomic import atomic_open, write_json
+
 __all__ = ["CorpusSource", "CorpusRecipe", "CorpusPhoto", "load_recipe", "extract", "build",
            "read_manifest", "dhash", "near_duplicates", "MIN_SIDE", "NEAR_DUPLICATE_BITS"]
 
@@ -219,8 +221,9 @@ def _split(key: str, val_share: float) -> str:
     return "val" if h < val_share else "train"
 
 
-def build(recipe: CorpusRecipe, into: Path, workers: int = 2, progress: bool = True) -> dict[str, Any]:
-    """Filter, deduplicate and split every source into ``into/manifest.jsonl``; -> the summary.
+def build(recipe: CorpusRecipe, into: Path, workers: int = 2, progress: bool = True,
+          manifest_name: str = "manifest.jsonl") -> dict[str, Any]:
+    """Filter, deduplicate and split every source into ``into/manifest_name``; -> the summary.
 
     The split of a photo depends only on its source name and path inside the source, so it is the
     same on every machine and does not move when other sources are added.
@@ -255,16 +258,15 @@ def build(recipe: CorpusRecipe, into: Path, workers: int = 2, progress: bool = T
         per_source[s.name][split] += 1
         photos.append(CorpusPhoto(str(p), s.name, s.licence, split, s.weight, w, h))
     into.mkdir(parents=True, exist_ok=True)
-    tmp = into / ".manifest.jsonl.tmp"
-    with open(tmp, "w") as fh:
+    with atomic_open(into / manifest_name, "w") as fh:
         for ph in photos:
             fh.write(json.dumps(asdict(ph)) + "\n")
-    os.replace(tmp, into / "manifest.jsonl")
     summary = {"photos": len(photos), "train": sum(p.split == "train" for p in photos),
                "val": sum(p.split == "val" for p in photos), "dropped": dict(dropped),
                "sources": {s.name: {"repo": s.repo, "commit": s.commit, "licence": s.licence, "weight": s.weight,
                                     "subjects": s.subjects, **per_source[s.name]} for s in recipe.sources}}
-    (into / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(into / f"{Path(manifest_name).stem}.summary.json" if manifest_name != "manifest.jsonl"
+               else into / "summary.json", summary, indent=1)
     return summary
 
 
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("recipe", help="corpus recipe, e.g. configs/corpus/diverse.yaml")
     ap.add_argument("--into", required=True, help="where the photos and the manifest go (outside the project)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--manifest", default="manifest.jsonl", help="build: the manifest's file name in --into")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -300,12 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, n in extract(recipe, into).items():
                 print(f"{name}: {n} photos")
         else:
-            summary = build(recipe, into, args.workers)
+            summary = build(recipe, into, args.workers, manifest_name=args.manifest)
             for name, c in summary["sources"].items():
                 rest = ", ".join(f"{v} {k}" for k, v in c.items() if k not in ("repo", "commit", "licence", "weight", "subjects", "listed", "train", "val"))
                 print(f"{name:22s} {c.get('listed', 0):6d} listed {c.get('train', 0):6d} train {c.get('val', 0):5d} val"
                       + (f"  dropped: {rest}" if rest else ""))
-            print(f"{summary['photos']} photos ({summary['train']} train / {summary['val']} val) -> {into / 'manifest.jsonl'}")
+            print(f"{summary['photos']} photos ({summary['train']} train / {summary['val']} val) -> {into / args.manifest}")
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .atomic import write_json
 from .cache import cache_dir
 from .color import rgb_to_lab
 
@@ -86,9 +87,7 @@ class Manifest:
     def save(self, path: Path) -> None:
         data = {"version": MANIFEST_VERSION, "roots": self.roots, "classes": self.classes,
                 "dropped": self.dropped, "entries": [asdict(e) for e in self.entries]}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        write_json(path, data)
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
@@ -216,10 +215,7 @@ def inspect_images(paths: list[str], workers: int = 2, progress: bool = True) ->
             cached[keys[i]] = list(res)
     if fresh:
         try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cached))
-            os.replace(tmp, cache_path)
+            write_json(cache_path, cached, durable=False)  # a cache: losing it costs a rescan only
         except OSError as exc:  # a read-only home must not stop training
             log.warning("could not write the inspection cache %s: %s", cache_path, exc)
     return results

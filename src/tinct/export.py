@@ -21,7 +21,6 @@ which needs only the ``onnx`` package; running needs ``onnxruntime``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -29,7 +28,6 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -40,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .cache import cache_dir
 from .defaults import DEFAULT_OPSET, MIN_OPSET
 from .models.base import ColorModel, Prediction
@@ -144,6 +143,11 @@ def _compare(session: Any, model: ColorModel, keys: Sequence[str], L: torch.Tens
     return errors
 
 
+def _export_temp_name(dest: Path) -> str:
+    """``.NAME.onnx.XXXXXXXX.tmp``, the name the README says an interrupted export can leave."""
+    return f".{dest.name[:200]}.{secrets.token_hex(4)}.tmp"
+
+
 def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET, verify: bool = True) -> Path:
     """Write ``model``'s forward, L (B,1,H,W) in [0,100] -> prediction tensors, to ONNX at ``path``.
 
@@ -166,53 +170,46 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     trace_L = _example(1, 2 * m, 3 * m, seed=0).to(device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
     try:
-        with torch.no_grad():
-            pred = model(trace_L)
-        if not isinstance(pred, dict) or not pred:
-            raise TypeError(f"{model.arch}.forward must return a dict of tensors")
-        keys = list(pred)
-        dynamic: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
-        for k, v in pred.items():
-            dynamic[k] = {0: "batch", 2: f"{k}_height", 3: f"{k}_width"} if v.dim() == 4 else {0: "batch"}
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                # An eval-mode wrapper: the exporter restores its training flag, recursively.
-                torch.onnx.export(_Forward(model, keys).eval(), (trace_L,), tmp, input_names=[INPUT_NAME],
-                                  output_names=keys, dynamic_axes=dynamic, opset_version=opset,
-                                  do_constant_folding=True, dynamo=False)
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(f"could not export model {model.arch!r} to ONNX: {first}") from exc
-        proto = onnx.load(tmp)
-        meta = {"tinct.arch": model.arch, "tinct.outputs": json.dumps(keys), "tinct.pad_multiple": str(m),
-                "tinct.config": json.dumps(model.config, default=str), "tinct.input": "L (B,1,H,W) in [0,100]"}
-        del proto.metadata_props[:]
-        for k, v in meta.items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.producer_name = "tinct"
-        onnx.checker.check_model(proto)
-        onnx.save(proto, tmp)
-        if verify:
-            check_L = _example(2, 3 * m, 2 * m, seed=1).to(device)
-            errors = _compare(_session(tmp), model, keys, check_L)
-            bad = {k: e for k, e in errors.items() if not e <= VERIFY_RTOL}
-            if bad:
-                raise RuntimeError(f"the exported ONNX graph differs from PyTorch at {tuple(check_L.shape)}: "
-                                   + ", ".join(f"{k} relative error {e:.2g}" for k, e in bad.items()))
-            log.info("exported %s to %s; max relative error %s", model.arch, path, errors)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):  # keep the permissions of a file we replace
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(tmp, path)
+        with atomic_path(path, _export_temp_name) as tmp_path:  # renamed over path once verified
+            tmp = str(tmp_path)
+            with torch.no_grad():
+                pred = model(trace_L)
+            if not isinstance(pred, dict) or not pred:
+                raise TypeError(f"{model.arch}.forward must return a dict of tensors")
+            keys = list(pred)
+            dynamic: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+            for k, v in pred.items():
+                dynamic[k] = {0: "batch", 2: f"{k}_height", 3: f"{k}_width"} if v.dim() == 4 else {0: "batch"}
+            try:
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")
+                    # An eval-mode wrapper: the exporter restores its training flag, recursively.
+                    torch.onnx.export(_Forward(model, keys).eval(), (trace_L,), tmp, input_names=[INPUT_NAME],
+                                      output_names=keys, dynamic_axes=dynamic, opset_version=opset,
+                                      do_constant_folding=True, dynamo=False)
+            except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RuntimeError(f"could not export model {model.arch!r} to ONNX: {first}") from exc
+            proto = onnx.load(tmp)
+            meta = {"tinct.arch": model.arch, "tinct.outputs": json.dumps(keys), "tinct.pad_multiple": str(m),
+                    "tinct.config": json.dumps(model.config, default=str), "tinct.input": "L (B,1,H,W) in [0,100]"}
+            del proto.metadata_props[:]
+            for k, v in meta.items():
+                proto.metadata_props.add(key=k, value=v)
+            proto.producer_name = "tinct"
+            onnx.checker.check_model(proto)
+            onnx.save(proto, tmp)
+            if verify:
+                check_L = _example(2, 3 * m, 2 * m, seed=1).to(device)
+                errors = _compare(_session(tmp), model, keys, check_L)
+                bad = {k: e for k, e in errors.items() if not e <= VERIFY_RTOL}
+                if bad:
+                    raise RuntimeError(f"the exported ONNX graph differs from PyTorch at {tuple(check_L.shape)}: "
+                                       + ", ".join(f"{k} relative error {e:.2g}" for k, e in bad.items()))
+                log.info("exported %s to %s; max relative error %s", model.arch, path, errors)
     finally:
         model.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_open, write_json
+
 __all__ = ["crops_for_weight", "plan_crops", "build_feature_cache", "CachedCrops", "cache_is_complete",
            "cache_photo_indices"]
 
@@ -116,11 +118,12 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
     if was is None:
         for name, dtype, shape in specs:  # sparse files of the final size, headers written once
             np.lib.format.open_memmap(d / name, mode="w+", dtype=dtype, shape=shape).flush()
-        _write_json(meta_path, {**key, "shapes": [list(sh) for sh in shapes]})
+        write_json(meta_path, {**key, "shapes": [list(sh) for sh in shapes]})
     if not (d / "plan.npy").is_file():
-        np.save(d / "plan.npy", np.asarray(plan, dtype=np.int32))
+        with atomic_open(d / "plan.npy", "wb") as fh:
+            np.save(fh, np.asarray(plan, dtype=np.int32))
     if not (d / "photos.json").is_file():
-        _write_json(d / "photos.json", [e.path for e in entries])
+        write_json(d / "photos.json", [e.path for e in entries])
     progress_path = d / "progress.json"
     done = json.loads(progress_path.read_text())["done"] if progress_path.is_file() else 0
     if done >= n:
@@ -150,7 +153,7 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
                 if batches % 16 == 0 or pos >= n:  # data on disk first: progress never runs ahead of it
                     for w in writers:
                         w.sync()
-                    _write_json(progress_path, {"done": pos})
+                    write_json(progress_path, {"done": pos})
                 bar.update(L.shape[0])
     finally:
         for w in writers:
@@ -210,12 +213,6 @@ class _Slice(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         return self.dataset[self.start + i]
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
 
 
 class CachedCrops(torch.utils.data.Dataset):

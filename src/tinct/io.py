@@ -57,7 +57,6 @@ import functools
 import io
 import os
 import re
-import secrets
 import stat
 import struct
 import sys
@@ -71,6 +70,8 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_open
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -1039,40 +1040,10 @@ def _write_tiff16(fh: IO[bytes], *, pixels: np.ndarray, icc: bytes | None) -> No
 
 
 def _atomic_write(dest: Path, encode: Callable[[IO[bytes]], None]) -> None:
-    """Run ``encode`` on a temporary file next to ``dest``, fsync it, then rename it over
+    """Run ``encode`` on a temporary file next to ``dest`` (``tinct.atomic``), then rename it over
     ``dest``.  On any failure the temporary file is removed and ``dest`` is untouched."""
-    parent = dest.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    stem = dest.name[:200]
-    for _ in range(100):
-        tmp = parent / f".{stem}.tmp-{secrets.token_hex(4)}"  # matches TEMPORARY_NAME
-        try:
-            # "x": O_CREAT | O_EXCL, never clobbers; mode 0o666 minus the umask like any new file
-            fh = open(tmp, "xb")  # noqa: SIM115 - closed below
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"could not create a temporary file next to '{dest}'")
-    try:
-        with fh:
-            encode(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):  # keep the permissions of a file we replace
-            os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+    with atomic_open(dest, "wb") as fh:
+        encode(fh)
 
 
 def remove_stale_temporaries(

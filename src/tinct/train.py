@@ -36,6 +36,7 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
+from .atomic import atomic_path
 from .color import lab_to_rgb
 from .data import (
     CropDataset,
@@ -357,11 +358,8 @@ def cached_training_set(model: ColorModel, entries: list[ManifestEntry], weights
 
 # ----------------------------------------------------------------------------- checkpoints
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -37,10 +37,7 @@ the file declares (the stream's duration, a Matroska ``DURATION`` tag, or its fr
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
 import secrets
-import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -53,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .atomic import replace, temporary_beside
 from .io import ImageError
 from .pipeline import Colorizer, lightness_of, render_shape
 
@@ -359,26 +357,9 @@ def _audio_plan(out_format: str, in_audio: Any, supported: set[str]) -> str:
     return "opus" if out_format == "webm" else "aac"
 
 
-def _temp_next_to(dest: Path) -> Path:
-    """A new empty file beside ``dest`` (same extension, so the muxer is found), mode 0o666 minus umask."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = dest.parent / f".{dest.stem[:200]}.{secrets.token_hex(4)}.partial{dest.suffix}"
-        try:
-            open(tmp, "xb").close()  # O_EXCL: never clobbers
-            return tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file next to {dest}")
-
-
-def _replace(tmp: Path, dest: Path) -> None:
-    """fsync ``tmp`` and rename it over ``dest``, keeping the permissions of a file it replaces."""
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
-    os.replace(tmp, dest)
+def _partial_name(dest: Path) -> str:
+    """``.STEM.XXXXXXXX.partial.EXT``: the same extension as ``dest``, so that the muxer is found."""
+    return f".{dest.stem[:200]}.{secrets.token_hex(4)}.partial{dest.suffix}"
 
 
 def _rgb_frame(rgb: np.ndarray) -> Any:
@@ -431,7 +412,7 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
     out_format = _FORMATS[dst.suffix.lower()]
     container = _open_input(src)
     try:
-        tmp = _temp_next_to(dst)
+        tmp = temporary_beside(dst, _partial_name)
     except BaseException:
         container.close()
         raise
@@ -440,7 +421,7 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
             result = _transcode(container, tmp, out_format, colorizer, src, smoothing, alpha, motion,
                                 cut_threshold, progress, batch_size, crf, preset, max_frames, allow_partial,
                                 options, av, tqdm)
-        _replace(tmp, dst)
+        replace(tmp, dst)
     except av.FFmpegError as exc:
         raise ImageError(f"{src}: video processing failed ({_one_line(exc)})") from exc
     finally:

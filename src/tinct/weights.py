@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
 from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
 from .models.base import ColorModel, build_model
 
@@ -52,17 +51,8 @@ def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] |
     meta = {"arch": model.arch, "config": model.config, **(metadata or {})}
     if packaged:
         meta["packaged"] = {prefix: {"variant": m.variant, "checksum": _checksum(m)} for prefix, m in packaged.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"tinct": json.dumps(meta)})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; weights are not secrets
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"tinct": json.dumps(meta)})
     return path
 
 
