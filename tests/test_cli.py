@@ -129,12 +129,13 @@ def test_samples_are_written_beside_the_decoded_photo(photo_dir, tmp_path, tiny_
 
 
 def test_a_rerun_removes_stale_temporaries_of_a_killed_run(photo_dir, tmp_path, tiny_model_path, capsys):
-    from tinct.video import _temp_next_to
+    from tinct.atomic import temporary_beside
+    from tinct.video import partial_name
 
     out = tmp_path / "out"
     args = ["colorize", str(photo_dir), "-o", str(out), "--model", str(tiny_model_path)]
     assert run(*args, "-q") == 0
-    stale = [out / ".a.jpg.tmp-0a1b2c3d", out / "sub" / ".c.jpg.tmp-99999999", _temp_next_to(out / "clip.mp4")]
+    stale = [out / ".a.jpg.tmp-0a1b2c3d", out / "sub" / ".c.jpg.tmp-99999999", temporary_beside(out / "clip.mp4", partial_name)]
     in_progress = out / ".b.png.tmp-0123abcd"  # written by another run that started after this one
     others = [out / ".a.jpg.tmp-notmine", out / "notes.tmp-0a1b2c3d", out / ".hidden"]
     for f in [*stale, in_progress, *others]:

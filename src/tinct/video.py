@@ -357,7 +357,7 @@ def _audio_plan(out_format: str, in_audio: Any, supported: set[str]) -> str:
     return "opus" if out_format == "webm" else "aac"
 
 
-def _partial_name(dest: Path) -> str:
+def partial_name(dest: Path) -> str:
     """``.STEM.XXXXXXXX.partial.EXT``: the same extension as ``dest``, so that the muxer is found."""
     return f".{dest.stem[:200]}.{secrets.token_hex(4)}.partial{dest.suffix}"
 
@@ -412,7 +412,7 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
     out_format = _FORMATS[dst.suffix.lower()]
     container = _open_input(src)
     try:
-        tmp = temporary_beside(dst, _partial_name)
+        tmp = temporary_beside(dst, partial_name)
     except BaseException:
         container.close()
         raise
