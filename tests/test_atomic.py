@@ -40,3 +40,17 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
 def test_only_whole_file_modes(tmp_path):
     with pytest.raises(ValueError, match="mode must start with 'w'"), atomic_open(tmp_path / "x", "ab"):
         pass
+
+
+def test_a_new_file_gets_the_usual_permissions_even_if_the_writer_restricted_them(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        dest = tmp_path / "w.safetensors"
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(b"x")
+            os.chmod(tmp, 0o600)  # as a library writing its own private temporary would
+        from tinct import atomic
+
+        assert stat.S_IMODE(dest.stat().st_mode) == atomic._NEW_FILE_MODE
+    finally:
+        os.umask(mask)

@@ -203,10 +203,10 @@ def test_models_lists_architectures(capsys):
     assert run("models") == 0
     out = capsys.readouterr().out
     assert "hypercolumns" in out
-    assert "larsson (efficientnet_lite2, lab-joint) 3600 steps" in out  # the shipped default's line
-    assert "default                        alias of tinct-lite2-joint" in out
+    assert "larsson (efficientnet_lite2, lab-joint) 8000 steps" in out  # the shipped default's line
+    assert "default                        alias of tinct-lite2-diverse" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and "steps" in line}
-    assert "[--decode expectation|annealed|mode|sample (default expectation), --samples]" in lines["tinct-lite2-joint"]
+    assert "[--decode expectation|annealed|mode|sample (default expectation), --samples]" in lines["tinct-lite2-diverse"]
     assert "[--style]" in lines["iizuka-lite0"] and "[no decoder choice]" in lines["cnn-pool"]
 
 

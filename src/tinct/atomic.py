@@ -32,6 +32,15 @@ __all__ = ["atomic_open", "atomic_path", "write_text", "write_json", "temporary_
 TempName = Callable[[Path], str]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_read_umask()  # read once, at import: os.umask is process-wide
+
+
 def default_temp_name(dest: Path) -> str:
     """``.NAME.tmp-XXXXXXXX``: hidden, beside ``dest``, random (``tinct.io.TEMPORARY_NAME`` matches it)."""
     return f".{dest.name[:200]}.tmp-{secrets.token_hex(4)}"
@@ -55,8 +64,12 @@ def replace(tmp: Path, dest: Path, durable: bool = True) -> None:
     if durable:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-    with contextlib.suppress(OSError):  # keep the permissions of a file we replace
-        os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))
+    try:  # keep the permissions of a file we replace; a new file gets 0o666 minus the umask,
+        mode = stat.S_IMODE(os.stat(dest).st_mode)  # even if the writer made its own 0600 file
+    except OSError:
+        mode = _NEW_FILE_MODE
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
     os.replace(tmp, dest)
     if durable and os.name == "posix":  # make the rename itself durable
         with contextlib.suppress(OSError):
