@@ -55,6 +55,20 @@ def train_photos(weights: Path, meta: dict) -> int:
     return len(subsample(Manifest.load(manifest).split("train"), fraction))
 
 
+def model_rows(specs: list[str]) -> list[dict]:
+    """One row per model spec: its name, training photos, steps, images seen and seed, from its weights."""
+    from tinct.weights import read_metadata, resolve
+
+    rows = []
+    for spec in specs:
+        path = resolve(spec)
+        meta = read_metadata(path)
+        rows.append({"spec": spec, "name": meta.get("name", spec), "photos": train_photos(path, meta),
+                     "steps": meta.get("steps"), "images_seen": meta.get("images_seen"),
+                     "seed": meta.get("recipe", {}).get("seed")})
+    return rows
+
+
 def fit_log2(photos: list[int], values: list[float]) -> tuple[float, float]:
     """Least squares ``value = a + b log2(photos)`` -> (a, b)."""
     b, a = np.polyfit(np.log2(np.asarray(photos, dtype=float)), np.asarray(values, dtype=float), 1)
@@ -77,15 +91,8 @@ def main() -> None:
         sys.exit(f"data_curve: the evaluation photos are absent ({DATA}/test); nothing measured")
 
     from tinct.evaluate import evaluate
-    from tinct.weights import read_metadata, resolve
 
-    rows = []
-    for spec in args.model:
-        path = resolve(spec)
-        meta = read_metadata(path)
-        rows.append({"spec": spec, "name": meta.get("name", spec), "photos": train_photos(path, meta),
-                     "steps": meta.get("steps"), "images_seen": meta.get("images_seen"),
-                     "seed": meta.get("recipe", {}).get("seed")})
+    rows = model_rows(args.model)
     if len({r["photos"] for r in rows}) < 2:
         sys.exit("data_curve: the models must cover at least two data sizes")
     report = evaluate(fidelity_sets, [r["spec"] for r in rows], size=256, out_dir=args.out)["models"]
@@ -126,17 +133,11 @@ def main() -> None:
 def corpus_curve(args) -> None:
     """The learning curve on a corpus's held-out val split, with gains over gray and top-1 recovery."""
     from tinct.evaluate import evaluate
-    from tinct.weights import read_metadata, resolve
 
     corpus = args.corpus.expanduser()
     if not corpus.is_file():
         sys.exit(f"data_curve: the corpus manifest {corpus} is absent (docs/data.md builds it)")
-    rows = []
-    for spec in args.model:
-        path = resolve(spec)
-        meta = read_metadata(path)
-        rows.append({"spec": spec, "name": meta.get("name", spec), "photos": train_photos(path, meta),
-                     "steps": meta.get("steps"), "images_seen": meta.get("images_seen")})
+    rows = model_rows(args.model)
     report = evaluate([corpus], ["gray", *[r["spec"] for r in rows], "truth"], size=256, out_dir=args.out,
                       limit=args.limit, pseudo_labels=True, metrics=("psnr", "auc", "colorfulness", "cf_gap"))
     m = {s: r["metrics"] for s, r in report["models"].items()}
