@@ -122,5 +122,5 @@ def test_vgg16_safetensors_and_errors(tmp_path):
         VGG16Features(bad)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
-    with pytest.raises(ValueError, match="readable"):
+    with pytest.raises(ValueError, match="cannot read the VGG16 weights file .*junk.pth"):
         VGG16Features(junk)
