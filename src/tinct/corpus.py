@@ -38,6 +38,7 @@ import yaml
 from PIL import Image, ImageOps
 
 from .atomic import atomic_open, write_json
+from .data import inspect_images
 
 __all__ = ["CorpusSource", "CorpusRecipe", "CorpusPhoto", "load_recipe", "extract", "build",
            "read_manifest", "dhash", "near_duplicates", "MIN_SIDE", "NEAR_DUPLICATE_BITS"]
@@ -177,22 +178,14 @@ def dhash(gray: np.ndarray) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
-def _inspect(path: str) -> tuple[str, int, int, int]:
-    """-> (status, width, height, dhash): the color filters of tinct.data plus size and hash."""
-    from .data import inspect_image
-
-    status, w, h = inspect_image(path)
-    if status != "ok":
-        return status, w, h, 0
-    if min(w, h) < MIN_SIDE:
-        return "small", w, h, 0
+def _gray_hash(path: str) -> int:
+    """The ``dhash`` of a photo's (EXIF-oriented) gray thumbnail; 0 when it cannot be read."""
     try:
         with Image.open(path) as im:
             im.draft("L", (64, 64))
-            g = np.asarray(ImageOps.exif_transpose(im).convert("L"))
-    except Exception as exc:  # noqa: BLE001 - inspect_image read it; a second failure is still "unreadable"
-        return f"unreadable: {exc}", w, h, 0
-    return "ok", w, h, dhash(g)
+            return dhash(np.asarray(ImageOps.exif_transpose(im).convert("L")))
+    except Exception:  # noqa: BLE001 - a photo that passed inspect_image and then fails is rare; it is kept unhashed
+        return 0
 
 
 def near_duplicates(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS) -> set[int]:
@@ -235,17 +228,21 @@ def build(recipe: CorpusRecipe, into: Path, workers: int = 2, progress: bool = T
             rel = p.relative_to(base).as_posix() if base else f"{p.parent.name}/{p.name}"
             listed.append((s, p, rel))
     paths = [str(p) for _, p, _ in listed]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(_bar(pool.map(_inspect, paths, chunksize=64), len(paths), progress))
-    else:
-        results = [_inspect(p) for p in _bar(paths, len(paths), progress)]
+    # the trainer's own filters, cached per file by tinct.data; then "small", then hashes of the rest
+    results = [(s if s != "ok" or min(w, h) >= MIN_SIDE else "small", w, h)
+               for s, w, h in inspect_images(paths, workers, progress)]
     ok = [i for i, r in enumerate(results) if r[0] == "ok"]
-    dups = {ok[j] for j in near_duplicates([results[i][3] for i in ok])}
+    ok_paths = [paths[i] for i in ok]
+    if workers > 1 and len(ok_paths) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            hashes = list(_bar(pool.map(_gray_hash, ok_paths, chunksize=64), len(ok_paths), progress))
+    else:
+        hashes = [_gray_hash(p) for p in _bar(ok_paths, len(ok_paths), progress)]
+    dups = {ok[j] for j in near_duplicates(hashes)}
     photos: list[CorpusPhoto] = []
     dropped: Counter = Counter()
     per_source: dict[str, Counter] = {s.name: Counter() for s in recipe.sources}
-    for i, ((s, p, rel), (status, w, h, _)) in enumerate(zip(listed, results)):
+    for i, ((s, p, rel), (status, w, h)) in enumerate(zip(listed, results)):
         reason = "unreadable" if status.startswith("unreadable") else status
         if reason == "ok" and i in dups:
             reason = "near_duplicate"
@@ -284,7 +281,7 @@ def _bar(it, total: int, enabled: bool):
         return it
     from tqdm import tqdm
 
-    return tqdm(it, total=total, desc="inspecting photos", unit="img", dynamic_ncols=True)
+    return tqdm(it, total=total, desc="hashing photos", unit="img", dynamic_ncols=True)
 
 
 def main(argv: list[str] | None = None) -> int:
