@@ -63,7 +63,8 @@ def plan_crops(paths: list[str], weights: list[float], crops_per_unit: float, se
 
 def _meta_key(model: Any, size: int, resize: int, crop_scale) -> dict[str, Any]:
     cfg = model.config
-    return {"version": CACHE_VERSION, "arch": model.arch, "backbone": cfg.get("backbone"),
+    # The features are the frozen backbone's alone: any model over the same backbone reads them.
+    return {"version": CACHE_VERSION, "backbone": cfg.get("backbone"),
             "backbone_weights": cfg.get("backbone_weights"), "pretrained": cfg.get("pretrained", True),
             "size": size, "resize": resize, "crop_scale": list(crop_scale) if crop_scale else None}
 

@@ -154,13 +154,18 @@ def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
 
     path = resolve(weights)
     source = load_weights(path)
+    extends = source.arch != model.arch and source.arch in getattr(model, "init_archs", ())
     same = {k: v for k, v in source.config.items() if k != "pretrained"}
-    want = {k: v for k, v in model.config.items() if k != "pretrained"}
-    if source.arch != model.arch or same != want:
+    want = {k: v for k, v in model.config.items() if k != "pretrained" and (k in same or not extends)}
+    if (source.arch != model.arch and not extends) or same != want:
         diff = sorted(k for k in set(same) | set(want) if same.get(k) != want.get(k))
         raise ValueError(f"cannot start from {path}: it is {source.arch!r} with another model config "
                          f"({', '.join(diff) or 'arch'} differ); init needs the recipe's own model")
-    model.load_state_dict(source.state_dict())
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=not extends)
+    if unexpected:
+        raise ValueError(f"cannot start from {path}: {model.arch!r} has no {', '.join(unexpected[:3])}")
+    if missing:  # a model that extends the source (e.g. a hint branch over the automatic model)
+        log.info("init from %s: %d new tensors start at their own initialisation", path, len(missing))
     return init_origin(weights, source.metadata)
 
 
@@ -574,7 +579,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         for batch in loader:
             t0 = time.perf_counter()
             batch = {k: [f.to(device) for f in v] if k == "feats" else v.to(device) for k, v in batch.items()}
-            pred = model.from_features(batch["feats"], batch["ab"].shape[-2:]) if feature_cache else net(batch["L"])
+            extra = model.train_inputs(batch)
+            pred = (model.from_features(batch["feats"], batch["ab"].shape[-2:], **extra) if feature_cache
+                    else net(batch["L"], **extra))
             loss, logs = model.loss(pred, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -123,6 +123,13 @@ class ColorModel(nn.Module):
             raise ValueError(f"model {name!r} decodes with {', '.join(self.decode_methods)}; got {method!r}")
         return method
 
+    def train_inputs(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Extra ``forward`` inputs a training step draws from its batch (e.g. simulated color hints).
+
+        The trainer calls ``model(batch["L"], **model.train_inputs(batch))``; none by default.
+        """
+        return {}
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
