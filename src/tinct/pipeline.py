@@ -35,9 +35,10 @@ from PIL import Image
 from . import io as tio
 from .color import lab_to_rgb_in_gamut, lightness
 from .defaults import DEFAULT_RENDER_SIZE
+from .hints import Hint, color_hex, parse_hints, render_hints
 from .models.base import ColorModel
 
-__all__ = ["Colorizer", "Result", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
+__all__ = ["Colorizer", "Prepared", "Result", "palette", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
 
 log = logging.getLogger("tinct.pipeline")
 STRIP_PIXELS = 1 << 20  # full-resolution rows are processed about a megapixel at a time
@@ -47,6 +48,17 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     """The (h, w) the network runs at: longer side ``render_size``, aspect ratio kept, >= 1 px."""
     scale = render_size / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class Prepared:
+    """A photo ready for many predictions (``Colorizer.prepare``): L (1,1,H,W) at full resolution,
+    L (1,1,h,w) at the render size, and the backbone's features of the latter (or None)."""
+
+    image: tio.LoadedImage
+    L: torch.Tensor
+    L_small: torch.Tensor
+    features: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -109,16 +121,57 @@ class Colorizer:
         return self.model.check_method(method)
 
     # -- core -----------------------------------------------------------------------------
-    def predict_small(self, L_full: torch.Tensor, with_confidence: bool = False,
-                      **options: Any) -> dict[str, torch.Tensor]:
-        """L (1,1,H,W) full resolution -> {"ab": (1,2,h,w)[, "confidence": (1,1,h,w)]} at the render size."""
+    def render_lightness(self, L_full: torch.Tensor) -> torch.Tensor:
+        """L (B,1,H,W) full resolution -> L (B,1,h,w) at the render size (``render_shape``; antialiased)."""
         H, W = L_full.shape[-2:]
         h, w = render_shape(H, W, self.render_size)
-        L_small = L_full if (h, w) == (H, W) else F.interpolate(L_full, size=(h, w), mode="bilinear",
-                                                                 antialias=True, align_corners=False)
+        if (h, w) == (H, W):
+            return L_full
+        return F.interpolate(L_full, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+    def prepare(self, image: Any, features: bool = True) -> Prepared:
+        """A photo (anything ``colorize`` takes) -> ``Prepared``: its L at full and render size and,
+        for models that reuse them (``ColorModel.reuses_features``), the backbone's features, so
+        that colorizing it again with other hints or options reruns only the head."""
+        if isinstance(image, Prepared):
+            return image
+        img = image if isinstance(image, tio.LoadedImage) else tio.read_image(image)
+        with torch.inference_mode():
+            L = lightness_of(img.rgb)
+            L_small = self.render_lightness(L)
+            feats = None
+            if features and getattr(self.model, "reuses_features", False):
+                feats = self.model.features(self.model.pad_input(L_small.to(self.device)))
+        return Prepared(img, L, L_small, feats)
+
+    def hint_map(self, hints: Any, prepared: Prepared) -> torch.Tensor | None:
+        """User hints (JSON text, a list of {"x","y","color"} or ``Hint``s; see ``tinct.hints``) -> the
+        hint map (1,3,h,w) at the render size, or None for no hint. A model without a hint input
+        given hints is a one-line error."""
+        if hints is None:
+            return None
+        H, W = prepared.L.shape[-2:]
+        parsed = hints if (isinstance(hints, list) and all(isinstance(h, Hint) for h in hints)) else parse_hints(hints, W, H)
+        if not parsed:
+            return None
+        if "hints" not in self.model.forward_options:
+            raise ValueError(f"model {self.name!r} takes no color hints; use a hint model such as tinct-lite2-hints")
+        return render_hints(parsed, tuple(prepared.L_small.shape[-2:]), (H, W)).to(self.device)
+
+    def predict_small(self, L_full: torch.Tensor | Prepared, with_confidence: bool = False, with_pred: bool = False,
+                      **options: Any) -> dict[str, Any]:
+        """L (1,1,H,W) full resolution (or a ``Prepared`` photo) -> {"ab": (1,2,h,w)[, "confidence":
+        (1,1,h,w)][, "pred": the raw prediction]} at the render size. ``options``: decode options and
+        the model's forward options (``hints`` as a hint map, ``style_L``)."""
+        prepared = L_full if isinstance(L_full, Prepared) else None
+        L_small = prepared.L_small if prepared is not None else self.render_lightness(L_full)
         opts = {**self.decode_options, **options}
+        if prepared is not None and prepared.features is not None:
+            opts["features"] = prepared.features
+        if with_pred:
+            opts["with_pred"] = True
         out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence, **opts)
-        return {k: v.float().cpu() for k, v in out.items()}
+        return {k: v if k == "pred" else v.float().cpu() for k, v in out.items()}
 
     def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
         """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
@@ -146,22 +199,61 @@ class Colorizer:
         """RGB (H,W,3) float in [0,1] (color or gray) -> colorized RGB (H,W,3) float32."""
         return self.colorize_loaded(tio.read_image(rgb), **options).rgb
 
-    def colorize_loaded(self, img: tio.LoadedImage, confidence: bool = False, dtype: Any = np.float32,
-                        **options: Any) -> Result:
-        """An already decoded image (``tinct.io.read_image``) -> Result: for callers that read the
-        file themselves (the web page keeps the upload's metadata). ``options`` as ``colorize``."""
+    def colorize_loaded(self, img: tio.LoadedImage | Prepared, confidence: bool = False, dtype: Any = np.float32,
+                        hints: Any = None, **options: Any) -> Result:
+        """An already decoded image (``tinct.imageio.read_image``) or a ``Prepared`` photo -> Result:
+        for callers that read the file themselves (the web page keeps the upload's metadata).
+        ``hints`` and ``options`` as ``colorize``."""
         if options.get("style") is not None:
             options["style_L"] = self.style_lightness(options.pop("style"))
         options.pop("style", None)
+        prepared = img if isinstance(img, Prepared) else self.prepare(img, features=False)
+        hint_map = self.hint_map(hints, prepared)
+        if hint_map is not None:
+            options["hints"] = hint_map
         with torch.inference_mode():
-            L = lightness_of(img.rgb)
-            small = self.predict_small(L, with_confidence=confidence, **options)
+            L = prepared.L
+            small = self.predict_small(prepared, with_confidence=confidence, **options)
             rgb = self.compose(L, small["ab"], dtype)
             conf = None
             if confidence:
                 H, W = L.shape[-2:]
                 conf = F.interpolate(small["confidence"], size=(H, W), mode="bilinear", align_corners=False)[0, 0].numpy()
-        return Result(rgb=rgb, alpha=img.alpha, confidence=conf, source=img)
+        return Result(rgb=rgb, alpha=prepared.image.alpha, confidence=conf, source=prepared.image)
+
+    def suggest(self, image: Any, x: float, y: float, k: int = 6, hints: Any = None,
+                min_distance: float = 8.0) -> list[dict[str, Any]]:
+        """The ``k`` most likely colors at pixel (x, y) of the photo, from the predicted distribution.
+
+        -> [{"color": "#rrggbb", "probability": p}, ...], most likely first: each color is a
+        histogram bin's ab with the photo's own L at that pixel, fitted into the sRGB gamut; bins
+        within ``min_distance`` (Lab units of ab) of a listed one are merged into it, so that the
+        palette offers distinct colors. ``x``, ``y`` as in hints (pixels, or fractions when both
+        are <= 1). With ``hints`` the distribution is the one that follows them.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        prepared = self.prepare(image)
+        H, W = prepared.L.shape[-2:]
+        (point,) = parse_hints([{"x": x, "y": y, "color": "#000000"}], W, H)
+        options: dict[str, Any] = {}
+        hint_map = self.hint_map(hints, prepared)
+        if hint_map is not None:
+            options["hints"] = hint_map
+        with torch.inference_mode():
+            pred = self.predict_small(prepared, with_pred=True, **options)["pred"]
+            dist = self.model.color_distribution(pred)
+            if dist is None:
+                raise ValueError(f"model {self.name!r} predicts colors directly, so it has no palette to suggest")
+            probs, centers = dist
+            gh, gw = probs.shape[-2:]
+            h, w = prepared.L_small.shape[-2:]
+            padded = self.model.pad_input(prepared.L_small).shape[-2:]  # the prediction covers the padded input
+            gy = min(gh - 1, int((point.y + 0.5) / H * h / padded[0] * gh))
+            gx = min(gw - 1, int((point.x + 0.5) / W * w / padded[1] * gw))
+            p = probs[0, :, gy, gx].float().cpu()
+            L_here = float(prepared.L[0, 0, int(point.y), int(point.x)])
+            return palette(p, centers.float().cpu(), L_here, k, min_distance)
 
     def style_lightness(self, style: Any) -> torch.Tensor:
         """A style reference (path, PIL, array) -> its L (1,1,h,w) at the render size.
@@ -176,9 +268,15 @@ class Colorizer:
         h, w = render_shape(*L.shape[-2:], self.render_size)
         return F.interpolate(L, size=(h, w), mode="bilinear", antialias=True, align_corners=False).to(self.device)
 
-    def colorize(self, image: Any, **options: Any) -> Result:
-        """A path, bytes, PIL image or numpy array -> Result (see ``Result.to_pil``)."""
-        return self.colorize_loaded(tio.read_image(image), **options)
+    def colorize(self, image: Any, hints: Any = None, **options: Any) -> Result:
+        """A path, bytes, PIL image, numpy array or ``Prepared`` photo -> Result (see ``Result.to_pil``).
+
+        ``hints``: colors the user pins, for models with a hint input (``tinct-lite2-hints``):
+        JSON text or a list of {"x", "y", "color"} (``tinct.hints``). ``options``: decode options
+        (temperature, generator), ``style``, ``confidence``, ``dtype``.
+        """
+        img = image if isinstance(image, Prepared) else tio.read_image(image)
+        return self.colorize_loaded(img, hints=hints, **options)
 
     # -- many files ----------------------------------------------------------------------
     def colorize_files(self, jobs: Iterable[tuple[Path, Path]], on_done: Callable[[Path, Path | None, str | None], None],
@@ -245,6 +343,28 @@ class Colorizer:
             self.method = saved
         res.source = None
         return res
+
+
+def palette(probs: torch.Tensor, centers: torch.Tensor, L: float, k: int, min_distance: float) -> list[dict[str, Any]]:
+    """probs (K,) over colors ``centers`` (K,2) ab -> the ``k`` most likely distinct colors at lightness ``L``.
+
+    Bins are taken most likely first; one within ``min_distance`` of a taken color adds its
+    probability to that color instead of being listed.
+    """
+    taken: list[list[Any]] = []  # [ab (2,), probability]
+    for i in torch.argsort(probs, descending=True).tolist():
+        ab = centers[i]
+        near = next((t for t in taken if float((t[0] - ab).norm()) < min_distance), None)
+        if near is not None:
+            near[1] += float(probs[i])
+        elif len(taken) < k:
+            taken.append([ab, float(probs[i])])
+    out = []
+    for ab, prob in sorted(taken, key=lambda t: -t[1]):
+        lab = torch.tensor([L, float(ab[0]), float(ab[1])]).view(1, 3, 1, 1)
+        rgb = lab_to_rgb_in_gamut(lab)[0, :, 0, 0].tolist()
+        out.append({"color": color_hex(rgb), "probability": round(prob, 4)})
+    return out
 
 
 def model_name(model: Any) -> str:

@@ -133,23 +133,42 @@ class ColorModel(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    @torch.no_grad()
-    def predict(self, L: torch.Tensor, method: str | None = None, with_confidence: bool = False,
-                **options: Any) -> dict[str, torch.Tensor]:
-        """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H,W)[, "confidence": (B,1,H,W)]} at the input size.
-
-        The input is reflect-padded to ``pad_multiple`` and the outputs cropped back. Keyword
-        ``options`` named in ``forward_options`` go to ``forward`` (e.g. ``style_L``), the rest
-        to ``decode`` (temperature, generator...). One forward serves both outputs.
-        """
+    def pad_input(self, L: torch.Tensor) -> torch.Tensor:
+        """L (B,1,H,W) -> L reflect-padded at the bottom and right to a multiple of ``pad_multiple``."""
         H, W = L.shape[-2:]
         m = self.pad_multiple
         ph, pw = (-H) % m, (-W) % m
-        x = L
-        if ph or pw:
-            mode = "reflect" if (H > ph and W > pw) else "replicate"
-            x = torch.nn.functional.pad(L, [0, pw, 0, ph], mode=mode)
-        pred = self(x, **{k: v for k, v in options.items() if k in self.forward_options})
+        if not (ph or pw):
+            return L
+        mode = "reflect" if (H > ph and W > pw) else "replicate"
+        return torch.nn.functional.pad(L, [0, pw, 0, ph], mode=mode)
+
+    @property
+    def reuses_features(self) -> bool:
+        """Whether the model splits into ``features(L)`` and ``from_features(feats, size, ...)``, so
+        that one photo's backbone features can serve many predictions (color hints being edited)."""
+        return callable(getattr(self, "features", None)) and callable(getattr(self, "from_features", None))
+
+    @torch.no_grad()
+    def predict(self, L: torch.Tensor, method: str | None = None, with_confidence: bool = False,
+                features: list[torch.Tensor] | None = None, with_pred: bool = False,
+                **options: Any) -> dict[str, Any]:
+        """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H,W)[, "confidence": (B,1,H,W)]} at the input size.
+
+        The input is reflect-padded to ``pad_multiple`` (``pad_input``) and the outputs cropped
+        back. Keyword ``options`` named in ``forward_options`` go to ``forward`` (e.g.
+        ``style_L``, ``hints``), the rest to ``decode`` (temperature, generator...). One forward
+        serves both outputs. ``features``: this L's ``features(pad_input(L))``, computed before
+        (only for models that ``reuses_features``). ``with_pred`` adds the raw prediction
+        ("pred", at the padded input's grid) for callers that read its distribution.
+        """
+        H, W = L.shape[-2:]
+        x = self.pad_input(L)
+        fwd = {k: v for k, v in options.items() if k in self.forward_options}
+        if features is not None:
+            pred = self.from_features(features, x.shape[-2:], **fwd)
+        else:
+            pred = self(x, **fwd)
         out = {"ab": self.decode(pred, method, **{k: v for k, v in options.items() if k not in self.forward_options})}
         if with_confidence:
             conf = self.confidence(pred)
@@ -160,7 +179,14 @@ class ColorModel(nn.Module):
             if v.shape[-2:] != x.shape[-2:]:
                 v = torch.nn.functional.interpolate(v.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
             out[k] = v[..., :H, :W]
+        if with_pred:
+            out["pred"] = pred
         return out
+
+    def color_distribution(self, pred: Prediction) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The predicted distribution over colors: (probabilities (B,K,h,w), ab of each of the K
+        colors (K,2)), or None for models that predict colors directly. Used for palettes."""
+        return None
 
     def predict_ab(self, L: torch.Tensor, method: str | None = None, **options: Any) -> torch.Tensor:
         """L (B,1,H,W) in [0,100] -> ab (B,2,H,W) at the input size (see ``predict``)."""
@@ -201,6 +227,12 @@ class AbRegressionOrGrid(ColorModel):
         return bins.decode_joint(probs, self.centers, method,
                                  temperature=float(options.get("temperature", self.config["temperature"])),
                                  generator=options.get("generator"))
+
+    def color_distribution(self, pred: Prediction) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(probabilities (B,K,H,W), ``centers`` (K,2)) for histogram heads; None for regression."""
+        if "logits" not in pred:
+            return None
+        return torch.softmax(pred["logits"].float(), dim=1), self.centers
 
     def confidence(self, pred: Prediction) -> torch.Tensor | None:
         """(B,1,H,W) in [0,1] for histogram heads; None for regression."""

@@ -271,6 +271,20 @@ class Larsson(ColorModel):
         hue, fade = bins.decode_hue(p_hue, self.centers, hue_method, temperature, generator, eta)
         return bins.hue_chroma_to_ab(hue, chroma * fade)
 
+    def color_distribution(self, pred: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities (B,K,h,w), ab (K,2)) over colors: the joint histogram as it is; the two
+        marginals of the other spaces as their product (K = 32 x 32), in their bin centers."""
+        probs = self.histograms(pred)
+        if self.space == "lab-joint":
+            return probs[0], self.joint_centers
+        first, second = probs
+        joint = (first.unsqueeze(2) * second.unsqueeze(1)).flatten(1, 2)  # (B, K1*K2, h, w)
+        u, v = torch.meshgrid(self.centers, self.centers, indexing="ij")
+        if self.space == "lab-marginal":
+            return joint, torch.stack([u.reshape(-1), v.reshape(-1)], dim=1)
+        chroma, hue = u.reshape(1, 1, -1, 1), v.reshape(1, 1, -1, 1)  # first = chroma, second = hue
+        return joint, bins.hue_chroma_to_ab(hue, chroma)[0, :, :, 0].T.contiguous()
+
     def confidence(self, pred: dict[str, torch.Tensor]) -> torch.Tensor:
         """1 - normalised entropy, averaged over the pixel's histograms -> (B,1,h,w) in [0,1]."""
         h = torch.stack([bins.entropy(p) for p in self.histograms(pred)]).mean(dim=0)
