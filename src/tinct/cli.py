@@ -142,6 +142,7 @@ def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    from .defaults import HINT_MODEL
     from .export import load_backend
     from .io import SUPPORTED_EXTENSIONS
     from .pipeline import Colorizer
@@ -164,6 +165,13 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         options["temperature"] = args.temperature
     if args.seed is not None:
         options["seed"] = args.seed
+    if args.hints and videos:
+        raise UserError("--hints applies to photos, not to videos")
+    if args.hints and args.hints != "auto" and len(plan) != 1:
+        raise UserError(f"--hints {args.hints} names the hints of one photo; {len(plan)} photos were given "
+                        "(use --hints auto for <name>.hints.json beside each photo)")
+    if args.hints and args.model == "default":
+        args.model = HINT_MODEL
     backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
     model = load_backend(args.model, backend) if backend != "torch" else args.model
     colorizer = Colorizer(model, render_size=args.render_size, decode=args.decode, device=args.device,
@@ -202,7 +210,32 @@ def photo_options(colorizer, args: argparse.Namespace) -> dict:
     if args.style:
         extra["style"] = read_image(args.style)
         colorizer.style_lightness(extra["style"])  # refuse a style the model cannot use
+    if args.hints:
+        if "hints" not in colorizer.model.forward_options:
+            raise UserError(f"--hints needs a hint model such as tinct-lite2-hints; {args.model} takes no hints")
+        extra["hints"] = hints_source(args.hints)
     return extra
+
+
+def hints_source(option: str):
+    """--hints FILE or auto -> a function photo path -> its hints (decoded JSON, or None for none)."""
+    import json
+
+    from .hints import HintError
+
+    def read(path: Path):  # a HintError fails the one photo, not the batch
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise HintError(f"hints file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    if option == "auto":
+        def beside(src: Path):
+            path = src.with_name(f"{src.stem}.hints.json")
+            return read(path) if path.is_file() else None
+        return beside
+    fixed = read(Path(option))
+    return lambda src: fixed
 
 
 def remove_stale_temporaries(out_dir: Path, started: float) -> int:
@@ -286,6 +319,26 @@ def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> 
 
 
 # ----------------------------------------------------------------------------- others
+def cmd_suggest(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline import Colorizer
+
+    try:
+        x, y = (float(v) for v in args.at.split(","))
+    except ValueError:
+        raise UserError(f"--at {args.at}: expected X,Y such as 120,45") from None
+    hints = hints_source(args.hints)(Path(args.photo)) if args.hints else None
+    colorizer = Colorizer(args.model, render_size=args.render_size, name=args.model)
+    colors = colorizer.suggest(args.photo, x, y, k=args.k, hints=hints)
+    if args.json:
+        print(json.dumps(colors))
+    else:
+        for c in colors:
+            print(f"{c['color']}  {c['probability']:.3f}")
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from . import list_models
     from .weights import capabilities, training_length, traits
@@ -378,7 +431,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from .defaults import DEFAULT_OPSET, DEFAULT_RENDER_SIZE, MIN_OPSET
+    from .defaults import DEFAULT_OPSET, DEFAULT_RENDER_SIZE, HINT_MODEL, MIN_OPSET
 
     p = argparse.ArgumentParser(prog="tinct", description="Automatic colorization of black-and-white photos.")
     p.add_argument("--version", action="version", version=_version())
@@ -402,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--confidence", action="store_true", help="also write <name>.confidence.png (1 - entropy)")
     c.add_argument("--style", default=None, metavar="IMAGE",
                    help="take global features (the colors' mood) from this reference photo (models with global features)")
+    c.add_argument("--hints", default=None, metavar="FILE|auto",
+                   help="colors to pin, as JSON [{\"x\": 120, \"y\": 45, \"color\": \"#3050c0\"}] (pixels of the photo; "
+                        "docs/hints.md): a file for one photo, or `auto` for <name>.hints.json beside each photo "
+                        f"(photos without one get none). Needs a hint model; with the default model, {HINT_MODEL} is used")
     c.add_argument("--format", default=None, metavar="EXT", help="output format, e.g. png or jpg (default: as input)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
@@ -455,6 +512,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="eval", metavar="DIR", help="report folder (default: eval)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    h = sub.add_parser("suggest", help="the most likely colors at a point of a photo (a palette for hints)",
+                       description="Print the k most likely colors at pixel X,Y of a photo, from the model's predicted "
+                                   "color distribution, most likely first: a palette to choose hints from.")
+    h.add_argument("photo", metavar="PHOTO")
+    h.add_argument("--at", required=True, metavar="X,Y",
+                   help="the point, in pixels of the photo (or fractions of its width and height when both <= 1)")
+    h.add_argument("--k", type=int, default=6, help="how many colors (default 6)")
+    h.add_argument("--hints", default=None, metavar="FILE", help="hints JSON the distribution should follow")
+    h.add_argument("-m", "--model", default=HINT_MODEL,
+                   help=f"a model that predicts a color distribution (default: {HINT_MODEL})")
+    h.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
+                   help=f"longer side the network sees, in pixels (default: {DEFAULT_RENDER_SIZE})")
+    h.add_argument("--json", action="store_true", help="print JSON instead of one color per line")
+    h.set_defaults(func=cmd_suggest)
 
     m = sub.add_parser("models", help="list shipped models and architectures")
     m.set_defaults(func=cmd_models)

@@ -285,6 +285,7 @@ class Colorizer:
         """Colorize (input, output) pairs, overlapping I/O with the network.
 
         ``on_done(input, output_or_None, error_or_None)`` is called once per job, in order.
+        ``options["hints"]`` may be a function of the input path giving that photo's hints.
         Each job writes its output, decoded with ``self.method``; ``samples`` > 0 (histogram
         models) adds N sampled variants ``<stem>.sample<i><ext>`` beside it (seeds ``seed``,
         ``seed + 1``, ...), and ``confidence`` a ``<stem>.confidence.png``.
@@ -305,7 +306,10 @@ class Colorizer:
                 try:
                     img = fut.result()
                     meta = (img.exif, img.icc_profile, img.bit_depth)
-                    outs = self._run_job(img, dst, confidence, samples, options)
+                    job_options = options
+                    if callable(options.get("hints")):  # hints per photo (``tinct colorize --hints auto``)
+                        job_options = {**options, "hints": options["hints"](src)}
+                    outs = self._run_job(img, dst, confidence, samples, job_options)
                     del img  # the decoded input is not needed while the outputs are encoded
                     writes.append((src, dst, [pool.submit(_write, path, res, meta) for path, res in outs]))
                 except (tio.ImageError, ValueError, OSError) as exc:
