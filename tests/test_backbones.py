@@ -124,3 +124,103 @@ def test_vgg16_safetensors_and_errors(tmp_path):
     junk.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
     with pytest.raises(ValueError, match="cannot read the VGG16 weights file .*junk.pth"):
         VGG16Features(junk)
+
+
+# ----------------------------------------------------------------------------- levels by index, freezing
+def _lite(seed: int = 0, **kw) -> EfficientNetLite:
+    torch.manual_seed(seed)
+    return EfficientNetLite("lite0", pretrained=False, **kw).eval()
+
+
+def _vgg(seed: int = 0, **kw) -> VGG16Features:
+    torch.manual_seed(seed)
+    return VGG16Features(None, **kw).eval()
+
+
+@pytest.mark.parametrize("make", [_lite, _vgg], ids=["lite0", "vgg16"])
+def test_levels_by_index_are_the_full_pyramid_s_entries(make):
+    full_net = make()
+    x = torch.rand(2, 1, 40, 56, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = full_net(x)
+        assert len(full) == 5 and full_net.out_indices == (0, 1, 2, 3, 4)
+        for levels in [(1, 2, 3), (3, 1), (0,), (4, 0)]:
+            got = full_net(x, levels=levels)
+            assert all(torch.equal(g, full[i]) for g, i in zip(got, levels, strict=True)), levels
+        # Chosen at construction: the same tensors, and the same initial weights (seeded).
+        part = make(out_indices=(1, 2))
+        assert part.channels == tuple(full_net.channels[i] for i in (1, 2))
+        assert part.strides == tuple(full_net.strides[i] for i in (1, 2)) and part.depth == 3
+        assert set(part.state_dict()) < set(full_net.state_dict())
+        assert all(torch.equal(v, full_net.state_dict()[k]) for k, v in part.state_dict().items())
+        got = part(x)
+        assert len(got) == 2 and all(torch.equal(g, full[i]) for g, i in zip(got, (1, 2)))
+        assert torch.equal(part(x, levels=(0,))[0], full[0])
+        with pytest.raises(ValueError, match="levels"):
+            part(x, levels=(3,))  # not built
+    with pytest.raises(ValueError, match="out_indices"):
+        make(out_indices=(5,))
+    with pytest.raises(ValueError, match="out_indices"):
+        make(out_indices=(1, 1))
+
+
+def test_shallow_levels_do_not_run_the_deeper_blocks():
+    net = _lite()
+    ran: list[int] = []
+    for i, block in enumerate(net._blocks):
+        block.register_forward_pre_hook(lambda m, args, i=i: ran.append(i))
+    with torch.no_grad():
+        net(torch.rand(1, 1, 32, 32), levels=(1,))
+    assert ran == list(range(net._level_ends[1] + 1))
+    cut = _lite(out_indices=(2, 3))  # what Iizuka's low level uses: the stride-16 stage is the last built
+    assert len(cut._blocks) == cut._level_ends[-1] + 1 == net._level_ends[3] + 1
+    assert cut.channels == (40, 112) and cut.strides == (8, 16)
+
+
+def test_frozen_backbone_keeps_its_batchnorm_statistics_in_train_mode():
+    bb = build_backbone("efficientnet_lite0", pretrained=False, freeze=True)
+    model = torch.nn.Sequential(bb, torch.nn.BatchNorm2d(3))  # a model holding it
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    model.train()
+    assert model[1].training and not bb.training
+    assert not any(m.training for m in bb.modules())
+    x = torch.rand(2, 1, 32, 32) * 3 + 1  # far from the stored statistics
+    with torch.enable_grad():
+        feats = bb(x)
+    assert not any(f.requires_grad for f in feats)  # a fully frozen backbone records no graph
+    assert all(torch.equal(v, bb.state_dict()[k]) for k, v in before.items())
+    assert not any(p.requires_grad for p in bb.parameters())
+    free = build_backbone("efficientnet_lite0", pretrained=False)
+    assert free.train().training and all(p.requires_grad for p in free.parameters())
+    assert free(x)[-1].requires_grad
+
+
+def test_partial_tuning_trains_only_the_last_levels():
+    bb = build_backbone("efficientnet_lite0", pretrained=False, freeze=True, tune_levels=2)
+    bb.train()
+    assert not any(m.training for m in bb.modules())  # BatchNorm statistics stay fixed
+    first_tuned = bb._level_ends[2] + 1
+    for i, block in enumerate(bb._blocks):
+        assert all(p.requires_grad == (i >= first_tuned) for p in block.parameters()), i
+    assert not bb._conv_stem.weight.requires_grad and not bb._bn0.weight.requires_grad
+    feats = bb(torch.rand(2, 1, 64, 64))
+    sum(f.mean() for f in feats).backward()
+    for i, block in enumerate(bb._blocks):
+        assert all((p.grad is not None) == (i >= first_tuned) for p in block.parameters()), i
+    vgg = build_backbone("vgg16", pretrained=False, freeze=True, tune_levels=1)
+    tuned = [name for name, p in vgg.named_parameters() if p.requires_grad]
+    assert tuned == [f"features.{j}.{w}" for j in (24, 26, 28) for w in ("weight", "bias")]  # conv5_1..conv5_3
+    with pytest.raises(ValueError, match="tune_levels"):
+        build_backbone("efficientnet_lite0", pretrained=False, tune_levels=1)
+    with pytest.raises(ValueError, match="levels"):
+        build_backbone("efficientnet_lite0", pretrained=False, out_indices=(0, 1), freeze=True, tune_levels=3)
+
+
+def test_models_leave_backbone_handling_to_the_backbone():
+    """Freezing, BatchNorm, partial tuning and the grad context live in tinct.backbones only."""
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parent.parent / "src" / "tinct" / "models"
+    words = ("_blocks", "_level_ends", "requires_grad_(", "set_grad_enabled", "train_last_levels", "._stop", "._taps")
+    found = [f"{p.name}: {w}" for p in sorted(models.glob("*.py")) for w in words if w in p.read_text()]
+    assert found == []

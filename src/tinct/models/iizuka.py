@@ -99,28 +99,12 @@ class _LiteLowLevel(nn.Module):
 
     def __init__(self, c512: int, pretrained: bool, freeze: bool):
         super().__init__()
-        bb = build_backbone("efficientnet_lite0", pretrained=pretrained)
-        # Keep the stem and the blocks up to the stride-16 level; the backbone's own forward then
-        # returns the levels at strides 2, 4, 8, 16. (EfficientNetLite has no public way to stop
-        # early, so this trims its block list and level ends.)
-        end16 = bb._level_ends[3]
-        del bb._blocks[end16 + 1:]
-        bb._level_ends = bb._level_ends[:4]
-        self.backbone = bb
-        self.freeze = freeze
-        if freeze:
-            bb.requires_grad_(False)
-        self.project = _conv(bb.channels[2] + bb.channels[3], c512)
-
-    def train(self, mode: bool = True) -> _LiteLowLevel:
-        super().train(mode)
-        if self.freeze:
-            self.backbone.eval()  # frozen BatchNorm statistics stay ImageNet's
-        return self
+        # The stride-8 and stride-16 levels; the blocks after the latter are dropped.
+        self.backbone = build_backbone("efficientnet_lite0", pretrained=pretrained, out_indices=(2, 3), freeze=freeze)
+        self.project = _conv(sum(self.backbone.channels), c512)
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            f8, f16 = self.backbone(gray_rgb_from_l(L))[2:4]
+        f8, f16 = self.backbone(gray_rgb_from_l(L))
         f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         return self.project(torch.cat([f8, f16], dim=1))
 
@@ -255,8 +239,9 @@ class Iizuka(ColorModel):
     @torch.no_grad()
     def predict(self, L: torch.Tensor, method: str | None = None, with_confidence: bool = False,
                 **options: Any) -> dict[str, torch.Tensor]:
-        """As ``ColorModel.predict``; the global path sees the unpadded L (or ``style_L``)."""
-        if self.global_features and options.get("style_L") is None:
+        """As ``ColorModel.predict``; the global path sees the unpadded L (or ``style_L``). A
+        ``network`` that takes L only (an exported graph) sees the padded L on both paths."""
+        if self.global_features and options.get("style_L") is None and options.get("network") is None:
             options["style_L"] = L
         return super().predict(L, method, with_confidence, **options)
 

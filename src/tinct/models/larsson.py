@@ -80,8 +80,8 @@ class Larsson(ColorModel):
         backbone_weights: path of the VGG16 weights file (ignored by EfficientNet-Lite).
         pretrained: load the backbone's ImageNet weights (False: random init, for tests).
         freeze_backbone: keep the backbone (and its BatchNorm statistics) fixed.
-        tune_levels: with a frozen EfficientNet-Lite backbone, still train the blocks of its last
-            ``tune_levels`` pyramid levels (BatchNorm statistics stay ImageNet's); 0 = fully frozen.
+        tune_levels: with a frozen backbone, still train the layers of its last ``tune_levels``
+            pyramid levels (BatchNorm statistics stay ImageNet's); 0 = fully frozen.
             They run at strides 16 and 32, yet backward through their depthwise convolutions is
             slow on a CPU: two tuned Lite1 levels halved training throughput (docs/experiments.md).
         hidden: width of the projected hypercolumn and of the head's hidden layer.
@@ -119,14 +119,9 @@ class Larsson(ColorModel):
         self.space = space
         self.points = points
         self.out_stride = out_stride
-        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights)
+        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights,
+                                       freeze=freeze_backbone, tune_levels=tune_levels)
         self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.backbone.requires_grad_(False)
-        if tune_levels:
-            if not (freeze_backbone and hasattr(self.backbone, "train_last_levels")):
-                raise ValueError("tune_levels needs freeze_backbone and an EfficientNet-Lite backbone")
-            self.backbone.train_last_levels(tune_levels)
         self.tune_levels = tune_levels
 
         # Bin layouts are derived from the config, so they are not saved with the weights.
@@ -181,9 +176,7 @@ class Larsson(ColorModel):
         With a frozen backbone these are what ``tinct.feature_cache`` stores, so that training
         the head for many epochs runs the backbone once per crop.
         """
-        gray = gray_rgb_from_l(L)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and (self.tune_levels > 0 or not self.freeze_backbone)):
-            return self.backbone(gray)
+        return self.backbone(gray_rgb_from_l(L))
 
     def from_features(self, feats: list[torch.Tensor], image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """The head on the backbone's levels of an image of ``image_size`` (H, W): see ``forward``."""

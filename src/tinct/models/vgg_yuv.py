@@ -9,7 +9,7 @@ the gray input repeated on three channels (3) + conv1_2 (64) + conv2_2 (128) + c
 the last layer of each of the three blocks, i.e. what enters pool1, pool2 and pool3 (adding
 every conv layer would give 1152). The three input copies are identical and T's first use is
 linear, so tinct feeds the gray channel once (its weight is the sum of the three): 449
-effective channels, and ``VGG16Features(levels=3)`` supplies exactly conv1_2, conv2_2, conv3_3.
+effective channels, and ``VGG16Features(out_indices=(0, 1, 2))`` supplies exactly conv1_2, conv2_2, conv3_3.
 
 Layers on top (the seed: "two more convolutional layers ... concatenated into a 224x224x144
 matrix Q", then Q -> UV). tinct reads them as a small dense chain:
@@ -71,17 +71,6 @@ __all__ = ["VggYuv", "LEVELS"]
 LEVELS = 3  # pyramid levels before the third max pool (VGG16: conv1_2, conv2_2, conv3_3)
 
 
-def _truncated_lite(name: str, pretrained: bool) -> nn.Module:
-    """EfficientNet-Lite keeping only the blocks up to its third pyramid level (strides 2, 4, 8)."""
-    net = build_backbone(name, pretrained=pretrained)
-    last = net._level_ends[LEVELS - 1]
-    net._blocks = net._blocks[: last + 1]
-    net._level_ends = net._level_ends[:LEVELS]
-    net.channels = net.channels[:LEVELS]
-    net.strides = net.strides[:LEVELS]
-    return net
-
-
 @register("vgg-yuv")
 class VggYuv(ColorModel):
     """Seed 004: hypercolumn of VGG16 up to pool3 -> two conv layers -> U, V (see the module docstring).
@@ -108,17 +97,10 @@ class VggYuv(ColorModel):
                          freeze_backbone=freeze_backbone, hidden=hidden, hidden2=hidden2, out_stride=out_stride)
         if hidden < 1 or hidden2 < 1 or out_stride < 1:
             raise ValueError("hidden, hidden2 and out_stride must be positive")
-        if backbone == "vgg16":
-            self.backbone = build_backbone("vgg16", pretrained=pretrained, weights=backbone_weights, levels=LEVELS)
-            # Keep conv1_1..conv3_3 only: the layers after them are never run.
-            self.backbone.features = self.backbone.features[: self.backbone._stop]
-        elif backbone.startswith("efficientnet_lite"):
-            self.backbone = _truncated_lite(backbone, pretrained)
-        else:
-            raise ValueError(f"backbone must be 'vgg16' or an EfficientNet-Lite (e.g. 'efficientnet_lite0'); got {backbone!r}")
+        # The first three levels only (VGG16: conv1_1..conv3_3); the later layers are dropped.
+        self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights,
+                                       out_indices=range(LEVELS), freeze=freeze_backbone)
         self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.backbone.requires_grad_(False)
         self.out_stride = out_stride
         # T = [gray input, level 1, level 2, level 3]; A = ReLU(BN(1x1 conv over T)).
         self.project = HypercolumnProjection((1, *self.backbone.channels), hidden)
@@ -136,8 +118,7 @@ class VggYuv(ColorModel):
         ``decode`` needs to rebuild a color.
         """
         gray = gray_rgb_from_l(L)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            feats = self.backbone(gray)
+        feats = self.backbone(gray)
         size = (max(1, L.shape[-2] // self.out_stride), max(1, L.shape[-1] // self.out_stride))
         a = F.relu(self.bn_a(self._project([gray, *feats], size)))
         q = torch.cat([a, self.conv_b(a)], dim=1)
