@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from skimage import data
 
 from tinct.color import rgb_to_lab
-from tinct.export import load_backend
 from tinct.models.base import ColorModel
+from tinct.runtime import load_runtime
 
 
 def load(name: str | None) -> tuple[ColorModel, str]:
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     model, desc = load(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        onnx_model = load_backend(model, "onnx", cache_dir=tmp, threads=args.threads)
+        onnx = load_runtime(model, "onnx", threads=args.threads, cache_dir=tmp)
         export_s = time.perf_counter() - t0
-    intra = onnx_model.session.get_session_options().intra_op_num_threads
+    intra = onnx.session.get_session_options().intra_op_num_threads
     print(f"model: {desc}")
     print(f"cores: {os.cpu_count()} logical; torch threads {torch.get_num_threads()}, onnxruntime intra-op "
           f"threads {intra}; torch {torch.__version__}, onnxruntime {_ort_version()}; export took {export_s:.1f} s")
@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             L = lightness(size)
             m = model.pad_multiple
             Lp = F.pad(L, [0, (-L.shape[-1]) % m, 0, (-L.shape[-2]) % m], mode="replicate")
-            t = median_ms({"tn": partial(model, Lp), "on": partial(onnx_model, Lp),
-                           "tp": partial(model.predict_ab, L), "op": partial(onnx_model.predict_ab, L)}, args.repeats)
+            t = median_ms({"tn": partial(model, Lp), "on": partial(onnx.forward, Lp),
+                           "tp": partial(model.predict_ab, L),
+                           "op": partial(model.predict_ab, L, network=onnx.forward)}, args.repeats)
             tn, on, tp, op = t["tn"], t["on"], t["tp"], t["op"]
-            diff = float((model.predict_ab(L) - onnx_model.predict_ab(L)).abs().max())
+            diff = float((model.predict_ab(L) - model.predict_ab(L, network=onnx.forward)).abs().max())
             print(f"| {size} | {L.shape[-1]}x{L.shape[-2]} | {tn:.0f} ms | {on:.0f} ms | {tp:.0f} ms | {op:.0f} ms "
                   f"| {tp / op:.2f}x | {diff:.4f} |")
     return 0

@@ -27,10 +27,11 @@ def make_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
 def assert_onnx_matches_pytorch(model, path: Path, L: torch.Tensor, atol: float = 0.2) -> None:
     """Export ``model`` to ``path`` (export_onnx itself checks another size) and compare predict_ab on L (B,1,H,W)."""
     pytest.importorskip("onnxruntime")
-    from tinct.export import OnnxColorModel, export_onnx
+    from tinct.export import export_onnx
+    from tinct.runtime import OnnxRuntime
 
-    onnx_model = OnnxColorModel(export_onnx(model, path), model, threads=1)
-    assert torch.allclose(onnx_model.predict_ab(L), model.predict_ab(L), atol=atol)
+    onnx = OnnxRuntime(export_onnx(model, path), model, threads=1)
+    assert torch.allclose(model.predict_ab(L, network=onnx.forward), model.predict_ab(L), atol=atol)
 
 
 def fit(model, batch: dict, steps: int, lr: float) -> tuple[float, float, dict]:
@@ -65,6 +66,25 @@ def tiny_model_path(tmp_path_factory) -> Path:
     model = build_model("hypercolumns", pretrained=False, hidden=16)
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_weights(model, path, {"name": "tiny", "steps": 0})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_hint_model_path(tmp_path_factory) -> Path:
+    """A color-hint model (larsson-hints) with random weights, saved as safetensors. The hint
+    branch's last layer, zero in a new model (hints change nothing), is random here and the
+    head's last layer scaled up, so that hints visibly change the colors."""
+    from tinct.models import build_model
+    from tinct.weights import save_weights
+
+    torch.manual_seed(0)
+    model = build_model("larsson-hints", space="lab-joint", backbone="efficientnet_lite0", pretrained=False,
+                        hidden=32, hint_width=8)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.hint_branch.out.weight, std=1.0)
+        model.head[-1].weight.mul_(30)
+    path = tmp_path_factory.mktemp("weights") / "tiny-hints.safetensors"
+    save_weights(model, path, {"name": "tiny-hints", "steps": 0})
     return path
 
 

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from tinct.atomic import atomic_open, atomic_path, write_json, write_text
-from tinct.io import TEMPORARY_NAME
+from tinct.imageio.write import TEMPORARY_NAME
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -89,7 +89,7 @@ def test_api_accepts_path_pil_and_array(tiny_model_path, tmp_path):
 def test_api_bad_input_is_one_clear_error(tiny_model_path, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image at all")
-    with pytest.raises(tinct.io.ImageError, match="bad.jpg"):
+    with pytest.raises(tinct.imageio.ImageError, match="bad.jpg"):
         tinct.colorize(bad, model=tiny_model_path)
     with pytest.raises(ValueError, match="decodes with"):
         Colorizer(tiny_model_path, decode="median")

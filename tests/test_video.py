@@ -15,7 +15,7 @@ av = pytest.importorskip("av")
 
 from tinct import Colorizer  # noqa: E402
 from tinct.color import rgb_to_lab  # noqa: E402
-from tinct.io import ImageError  # noqa: E402
+from tinct.imageio import ImageError  # noqa: E402
 from tinct.video import (  # noqa: E402
     TemporalSmoother,
     colorize_frames,

@@ -60,16 +60,9 @@ def colorize(image: _Any, model: _Any = "default", render_size: int | None = Non
         c = model
     else:
         name = str(model) if isinstance(model, (str, _Path)) else None
-        c = Colorizer(_loaded(name, backend, _weights_stamp(name)) if name else _backend(model, backend),
+        c = Colorizer(_loaded(name, backend, _weights_stamp(name)) if name else model, backend=backend,
                       render_size=render_size or DEFAULT_RENDER_SIZE, decode=decode, name=name)
     return c.colorize(image, **options).to_pil()
-
-
-def _backend(model: _Any, backend: str):
-    """A ColorModel given to ``colorize``, run by ``backend``."""
-    from .export import load_backend
-
-    return model if backend == "torch" else load_backend(model, backend)
 
 
 def _weights_stamp(name_or_path: str | _Path) -> tuple[str, int, int]:
@@ -83,10 +76,10 @@ def _weights_stamp(name_or_path: str | _Path) -> tuple[str, int, int]:
 
 @_functools.lru_cache(maxsize=_CACHED_MODELS)
 def _loaded(name: str, backend: str, stamp: tuple[str, int, int]):
-    """The model ``name`` for ``backend``, loaded once per (name, backend, weights file state)."""
-    from .export import load_backend
+    """The runtime of model ``name`` for ``backend``, loaded once per (name, backend, weights file state)."""
+    from .runtime import load_runtime
 
-    return load_backend(name, backend)
+    return load_runtime(name, backend)
 
 
 def __getattr__(name: str) -> _Any:

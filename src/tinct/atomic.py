@@ -2,7 +2,7 @@
 
 A file under its final name is always complete: a crash leaves the old file (or none) and at
 most a hidden temporary beside it. Every writer in tinct goes through here: images
-(``tinct.io``), videos, weights, checkpoints, manifests, caches and ONNX exports.
+(``tinct.imageio``), videos, weights, checkpoints, manifests, caches and ONNX exports.
 
 * ``atomic_open(dest, "wb")``: a file object to write; renamed over ``dest`` when the block ends
   without an error, removed otherwise.
@@ -42,7 +42,7 @@ _NEW_FILE_MODE = 0o666 & ~_read_umask()  # read once, at import: os.umask is pro
 
 
 def default_temp_name(dest: Path) -> str:
-    """``.NAME.tmp-XXXXXXXX``: hidden, beside ``dest``, random (``tinct.io.TEMPORARY_NAME`` matches it)."""
+    """``.NAME.tmp-XXXXXXXX``: hidden, beside ``dest``, random (``tinct.imageio.write.TEMPORARY_NAME`` matches it)."""
     return f".{dest.name[:200]}.tmp-{secrets.token_hex(4)}"
 
 

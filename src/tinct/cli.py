@@ -85,7 +85,7 @@ def glob_root(pattern: str) -> Path:
 
 def _add_walked(found: Inputs, item: str, root: Path, files: list[Path], nothing: str) -> None:
     """Add the images among the ``files`` a folder or glob ``item`` gave; count the others."""
-    from .io import is_image_path
+    from .imageio import is_image_path
 
     images = sorted(f for f in files if is_image_path(f))
     others = Counter(f.suffix.lower() or "no extension" for f in files if not is_image_path(f))
@@ -143,8 +143,7 @@ def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .defaults import HINT_MODEL
-    from .export import load_backend
-    from .io import SUPPORTED_EXTENSIONS
+    from .imageio import SUPPORTED_EXTENSIONS
     from .pipeline import Colorizer
     from .video import is_video_path
 
@@ -173,9 +172,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.hints and args.model == "default":
         args.model = HINT_MODEL
     backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
-    model = load_backend(args.model, backend) if backend != "torch" else args.model
-    colorizer = Colorizer(model, render_size=args.render_size, decode=args.decode, device=args.device,
-                          name=args.model, **options)
+    colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, device=args.device,
+                          name=args.model, backend=backend, **options)
     extra = photo_options(colorizer, args)  # every check before anything is written or drawn
     tally: Counter[str] = Counter()
     if out_dir.is_dir():
@@ -195,7 +193,7 @@ def photo_options(colorizer, args: argparse.Namespace) -> dict:
     """Check --samples, --confidence and --style against the model; the options for ``colorize_files``."""
     import torch
 
-    from .io import read_image
+    from .imageio import read_image
 
     if args.samples and "sample" not in colorizer.model.decode_methods:
         raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
@@ -241,8 +239,8 @@ def hints_source(option: str):
 def remove_stale_temporaries(out_dir: Path, started: float) -> int:
     """Remove what an earlier run killed mid-write left in ``out_dir``: tinct's hidden temporary
     photo and video files older than this run's start; returns how many."""
-    from .io import TEMPORARY_NAME
-    from .io import remove_stale_temporaries as remove
+    from .imageio import remove_stale_temporaries as remove
+    from .imageio.write import TEMPORARY_NAME
 
     return remove(out_dir, started, (TEMPORARY_NAME, VIDEO_TEMPORARY_NAME))
 
@@ -299,7 +297,7 @@ def summary(tally: Counter[str], unsupported: Counter[str], output: str, samples
 
 def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> Counter[str]:
     """Colorize each video file (temporal smoothing per --smoothing); counts as ``colorize_photos``."""
-    from .io import ImageError
+    from .imageio import ImageError
     from .video import colorize_video_cli, video_output_path
 
     tally: Counter[str] = Counter()
@@ -562,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would blame the top-level parser: show the command's own usage instead
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    from .io import ImageError
+    from .imageio import ImageError
 
     with one_line_messages(args):
         try:

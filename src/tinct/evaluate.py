@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import io as tio
+from . import imageio as tio
 from . import metrics as M
 from .color import lab_to_rgb, rgb_to_lab
 
@@ -157,11 +157,10 @@ class _Runner:
         self.colorizer = None
         self.generator: torch.Generator | None = None
         if self.kind == "model":
-            from .export import load_backend
             from .pipeline import Colorizer
 
-            model = load_backend(name, backend) if backend != "torch" else name
-            self.colorizer = Colorizer(model, render_size=render_size, decode=method or decode, **options)
+            self.colorizer = Colorizer(name, render_size=render_size, decode=method or decode, backend=backend,
+                                       **options)
             meta = getattr(self.colorizer.model, "metadata", {})
             temperature = f" (T = {options['temperature']:g})" if options else ""
             self.description = (f"{meta.get('arch', '?')} ({meta.get('name', name)}), "

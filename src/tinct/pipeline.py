@@ -32,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import io as tio
+from . import imageio as tio
 from .color import lab_to_rgb_in_gamut, lightness
 from .defaults import DEFAULT_RENDER_SIZE
 from .hints import Hint, color_hex, parse_hints, render_hints
 from .models.base import ColorModel
+from .runtime import Runtime, load_runtime
 
 __all__ = ["Colorizer", "Prepared", "Result", "palette", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
 
@@ -83,28 +84,35 @@ class Colorizer:
     """Colorizes images with one model. Reuse one instance for many images.
 
     Args:
-        model: a ColorModel, or a shipped model name / weights path for ``load_model``.
+        model: a ColorModel, a ``tinct.runtime.Runtime``, or a shipped model name / weights path
+            for ``load_model``.
         render_size: longer side of the network input in pixels.
         decode: decode method (histogram models; ``tinct colorize --decode``), None for the
             model's default. ``method=`` is the old name of this argument (deprecated).
         device: "cpu" or "cuda".
         name: how error messages name the model (default: the name or path given, else the
             weights' name, else the architecture).
+        backend: where the network runs: "torch", "onnx" or "auto" (``tinct.runtime.load_runtime``;
+            ``tinct colorize --backend``); a Runtime given as ``model`` is kept when it is that backend.
+        threads: onnxruntime intra-op threads (default: torch's).
         decode_options: extra keyword options for ``model.decode`` (temperature, ...).
     """
 
-    def __init__(self, model: ColorModel | str | Path = "default", render_size: int = DEFAULT_RENDER_SIZE,
-                 decode: str | None = None, device: str = "cpu", *, name: str | None = None,
-                 method: str | None = None, **decode_options: Any):
+    def __init__(self, model: ColorModel | Runtime | str | Path = "default", render_size: int = DEFAULT_RENDER_SIZE,
+                 decode: str | None = None, device: str = "cpu", *, name: str | None = None, backend: str = "torch",
+                 threads: int | None = None, method: str | None = None, **decode_options: Any):
         decode = decode_argument(decode, method)
-        self.name = name or model_name(model)
-        if not isinstance(model, ColorModel):
+        self.name = name or model_name(model.model if isinstance(model, Runtime) else model)
+        if render_size < 32:
+            raise ValueError(f"render size must be at least 32 pixels, got {render_size}")
+        if device != "cpu" and backend == "onnx":
+            raise ValueError("the onnx backend runs on the CPU; use the torch backend for another device")
+        if isinstance(model, (str, Path)) and device != "cpu":
             from . import load_model
 
             model = load_model(model, device=device)
-        if render_size < 32:
-            raise ValueError(f"render size must be at least 32 pixels, got {render_size}")
-        self.model = model.eval().to(device)
+        self.runtime = load_runtime(model, "torch" if device != "cpu" else backend, threads)
+        self.model = self.runtime.model.eval().to(device)
         self.render_size = render_size
         self.method = self._check_method(decode)
         self.device = device
@@ -140,7 +148,7 @@ class Colorizer:
             L = lightness_of(img.rgb)
             L_small = self.render_lightness(L)
             feats = None
-            if features and getattr(self.model, "reuses_features", False):
+            if features and self.runtime.name == "torch" and self.model.reuses_features:
                 feats = self.model.features(self.model.pad_input(L_small.to(self.device)))
         return Prepared(img, L, L_small, feats)
 
@@ -156,6 +164,8 @@ class Colorizer:
             return None
         if "hints" not in self.model.forward_options:
             raise ValueError(f"model {self.name!r} takes no color hints; use a hint model such as tinct-lite2-hints")
+        if "hints" not in self.runtime.forward_options:
+            raise ValueError(f"the {self.runtime.name} runtime cannot take color hints; use the torch backend")
         return render_hints(parsed, tuple(prepared.L_small.shape[-2:]), (H, W)).to(self.device)
 
     def predict_small(self, L_full: torch.Tensor | Prepared, with_confidence: bool = False, with_pred: bool = False,
@@ -170,7 +180,8 @@ class Colorizer:
             opts["features"] = prepared.features
         if with_pred:
             opts["with_pred"] = True
-        out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence, **opts)
+        out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence,
+                                 network=self.runtime.forward, **opts)
         return {k: v if k == "pred" else v.float().cpu() for k, v in out.items()}
 
     def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -263,6 +274,8 @@ class Colorizer:
         """
         if "style_L" not in self.model.forward_options:
             raise ValueError(f"model {self.name!r} has no global features, so it cannot take a style reference")
+        if "style_L" not in self.runtime.forward_options:
+            raise ValueError(f"the {self.runtime.name} runtime cannot take a style reference; use the torch backend")
         ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
         L = lightness_of(ref.rgb)
         h, w = render_shape(*L.shape[-2:], self.render_size)

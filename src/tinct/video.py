@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import replace, temporary_beside
-from .io import ImageError
+from .imageio import ImageError
 from .pipeline import Colorizer, lightness_of, render_shape
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Tests for tinct.io: decoding every supported format/mode, metadata, errors, caps, atomic writes.
+"""Tests for tinct.imageio: decoding every supported format/mode, metadata, errors, caps, atomic writes.
 
 All images are synthesised in tmp_path; no external data is used.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
-from tinct import io as tio
-from tinct.io import (
+from tinct import imageio as tio
+from tinct.imageio import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_EXTENSIONS,
     ImageError,
@@ -27,6 +27,10 @@ from tinct.io import (
     read_image,
     write_image,
 )
+from tinct.imageio import deep as tio_deep
+from tinct.imageio import metadata as tio_metadata
+from tinct.imageio import read as tio_read
+from tinct.imageio import write as tio_write
 
 RNG = np.random.default_rng(1234)
 ORIENTATION = 0x0112
@@ -400,7 +404,7 @@ def test_read_16bit_tiff_when_tifffile_cannot_decode(tmp_path: Path, monkeypatch
     def unavailable(*args: object, **kw: object) -> None:
         raise KeyError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
 
-    monkeypatch.setattr(tio, "_tiff_via_tifffile", unavailable)
+    monkeypatch.setattr(tio_read, "tiff_via_tifffile", unavailable)
     data = RNG.integers(0, 65536, (9, 7, 3), dtype=np.uint16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # full precision, so no "using 8 bits" warning
@@ -413,7 +417,7 @@ def test_read_16bit_png_falls_back_to_8_bits_with_warning(tmp_path: Path, monkey
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("unknown raw mode for given image mode")
 
-    monkeypatch.setattr(tio, "_redecode", broken)
+    monkeypatch.setattr(tio_deep, "_redecode", broken)
     data = RNG.integers(0, 65536, (4, 5, 3), dtype=np.uint16)
     path = tmp_path / "c16.png"
     path.write_bytes(png16(data))
@@ -501,10 +505,10 @@ def test_exif_round_trip_between_formats(tmp_path: Path) -> None:
 
 def test_exif_orientation_patch_keeps_other_bytes() -> None:
     raw = make_exif(orientation=6)
-    patched = tio._reset_exif_orientation(raw)
+    patched = tio_metadata.reset_exif_orientation(raw)
     assert len(patched) == len(raw) and parse_exif(patched)[ORIENTATION] == 1
     assert sum(a != b for a, b in zip(raw, patched, strict=True)) == 1
-    assert tio._reset_exif_orientation(b"not exif at all") == b"not exif at all"
+    assert tio_metadata.reset_exif_orientation(b"not exif at all") == b"not exif at all"
 
 
 def test_grey_icc_profile_is_not_carried_to_rgb_output(tmp_path: Path) -> None:
@@ -534,8 +538,8 @@ def test_16bit_write_round_trip_exact(tmp_path: Path, ext: str) -> None:
 
 
 def test_16bit_png_writer_streams_blocks_and_splits_idat(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(tio, "_PNG16_BLOCK_BYTES", 1)  # one row per filter/compress step
-    monkeypatch.setattr(tio, "_PNG_IDAT_BYTES", 100)
+    monkeypatch.setattr(tio_deep, "_PNG16_BLOCK_BYTES", 1)  # one row per filter/compress step
+    monkeypatch.setattr(tio_deep, "_PNG_IDAT_BYTES", 100)
     rgb = RNG.integers(0, 65536, (17, 9, 3), dtype=np.uint16)
     path = write_image(tmp_path / "s.png", rgb, bit_depth=16)
     assert path.read_bytes().count(b"IDAT") > 3
@@ -637,7 +641,7 @@ def test_remove_stale_temporaries_removes_only_old_temporaries_of_write_image(tm
         f.write_bytes(b"x")
     for f, t in [(stale, 1_000), (fresh, 3_000), *((f, 1_000) for f in others)]:
         os.utime(f, (t, t))
-    assert tio.TEMPORARY_NAME.fullmatch(stale.name)
+    assert tio_write.TEMPORARY_NAME.fullmatch(stale.name)
     assert tio.remove_stale_temporaries(tmp_path, older_than=2_000) == 1
     assert not stale.exists() and fresh.exists() and all(f.exists() for f in others)
     assert tio.remove_stale_temporaries(tmp_path / "missing", older_than=2_000) == 0
@@ -650,7 +654,7 @@ def test_atomic_write_failure_in_16bit_encoders(tmp_path: Path, monkeypatch, ext
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("simulated")
 
-    monkeypatch.setattr(tio, "_paeth_filter", boom)
+    monkeypatch.setattr(tio_deep, "_paeth_filter", boom)
     monkeypatch.setattr(tifffile, "imwrite", boom)
     dest = tmp_path / f"deep{ext}"
     dest.write_bytes(b"old")
