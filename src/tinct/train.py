@@ -52,7 +52,7 @@ from .feature_cache import CachedCrops, build_feature_cache, cache_photo_indices
 from .models.base import ColorModel, build_model
 from .weights import save_weights
 
-__all__ = ["TrainConfig", "load_config", "train"]
+__all__ = ["TrainConfig", "Trainer", "load_config", "train"]
 
 log = logging.getLogger("tinct.train")
 
@@ -430,211 +430,269 @@ def _dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
-          device: str = "cpu", progress: bool = True) -> Path:
-    """Train ``cfg`` into ``run_dir``; returns the path of the exported final weights."""
-    rank, world, local_rank = _dist_env()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
-        device = f"cuda:{local_rank}"
-        torch.cuda.set_device(device)
-    is_main = rank == 0
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    max_steps = max_steps or cfg.max_steps
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+class Trainer:
+    """One training run of ``cfg`` into ``run_dir``, in named steps that ``run`` calls in order:
 
-    data = cfg.data
-    roots = data.get("roots") or []
-    corpus = data.get("corpus")
-    if not roots and not corpus:
-        raise ValueError("no training data: set data.roots (or data.corpus) in the config or pass --data DIR")
-    feature_cache = data.get("feature_cache")
-    if feature_cache and world > 1:
-        raise ValueError("data.feature_cache trains on one process; drop it to train under torchrun")
-    # checked before the (possibly long) manifest scan
-    train_fraction = check_train_fraction(float(data.get("train_fraction", 1.0)))
-    crop_scale = check_crop_scale(cfg.crop_scale)
-    if corpus:
-        manifest, weight_of = corpus_manifest(corpus)
-        roots = [corpus]
-        log.info("data: %s", manifest.summary())
-    elif is_main:
-        manifest = build_manifest(roots, cache=run_dir / "manifest.json",
-                                  fractions=tuple(data.get("fractions", (0.9, 0.05, 0.05))),
-                                  labels_csv=data.get("labels_csv"), workers=cfg.workers, progress=progress)
-        log.info("data: %s", manifest.summary())
-    if world > 1:
-        dist.barrier()
-    if not is_main and not corpus:
-        manifest = build_manifest(roots, cache=run_dir / "manifest.json", progress=False)
-    all_train = manifest.split("train")
-    train_entries = subsample(all_train, train_fraction)
-    if not train_entries:
-        raise ValueError("no training photos left after data.train_fraction")
-    if is_main and len(train_entries) < len(all_train):
-        log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries), len(all_train))
-    if feature_cache:
-        train_set = cached_training_set(model_for_cache(cfg), all_train,
-                                        [weight_of.get(e.path, 1.0) for e in all_train] if corpus else None,
-                                        cfg, crop_scale, progress and is_main, keep=train_entries)
-    else:
-        train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed, crop_scale=crop_scale)
-    # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
-    val_entries = sorted(manifest.split("val") or manifest.split("train"),
-                         key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
-    val_set = CropDataset(val_entries, cfg.size, cfg.resize, train=False, seed=cfg.seed)
+        build_data   the manifest (or corpus), the training set (photos or the feature cache), val crops
+        build_model  the model, optimizer and schedule; ``init`` weights; ``--resume`` state
+        step         one optimizer step on one batch (the model contract: forward -> ``model.loss``)
+        validate     scores and a figure on fixed validation crops (rank 0)
+        checkpoint   the full state, atomically (rank 0)
+        finish       final.safetensors with what the run was (rank 0)
 
-    model_cfg = dict(cfg.model)
-    arch = model_cfg.pop("arch")
-    from .models.base import model_class
+    Under torchrun each process is one rank (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
+    """
 
-    if getattr(model_class(arch), "needs_labels", False):
-        model_cfg.setdefault("num_classes", max(len(manifest.classes), 1))
-    model = build_model(arch, **model_cfg).to(device)
-    model.train()
-    params = model.trainable_parameters()
-    optimizer = make_optimizer(parameter_groups(model, cfg.optimizer), cfg.optimizer)
-    per_rank_batch = fit_batch(len(train_set), max(cfg.batch_size // world, 1), world,
-                               "cached training crops" if feature_cache else "training photos", is_main)
-    steps_per_epoch = max(len(train_set) // (per_rank_batch * world), 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.schedule, max_steps, steps_per_epoch))
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
+                 device: str = "cpu", progress: bool = True):
+        self.cfg = cfg
+        self.rank, self.world, self.local_rank = _dist_env()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+            device = f"cuda:{self.local_rank}"
+            torch.cuda.set_device(device)
+        self.device = device
+        self.is_main = self.rank == 0
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.resume = resume
+        self.max_steps = max_steps or cfg.max_steps
+        self.progress = progress
+        self.step_count, self.epoch, self.pos, self.elapsed = 0, 0, 0, 0.0
+        self.records: list[dict[str, Any]] = []
+        self.origin: dict[str, Any] | None = None
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
 
-    step, epoch, pos, elapsed = 0, 0, 0, 0.0
+    # -- build --------------------------------------------------------------------------
+    def build_data(self) -> None:
+        """The photos: manifest, training set (crops, or cached features), validation crops."""
+        cfg, data = self.cfg, self.cfg.data
+        roots = data.get("roots") or []
+        corpus = data.get("corpus")
+        if not roots and not corpus:
+            raise ValueError("no training data: set data.roots (or data.corpus) in the config or pass --data DIR")
+        self.feature_cache = data.get("feature_cache")
+        if self.feature_cache and self.world > 1:
+            raise ValueError("data.feature_cache trains on one process; drop it to train under torchrun")
+        # checked before the (possibly long) manifest scan
+        train_fraction = check_train_fraction(float(data.get("train_fraction", 1.0)))
+        crop_scale = check_crop_scale(cfg.crop_scale)
+        if corpus:
+            manifest, weight_of = corpus_manifest(corpus)
+            roots = [corpus]
+            log.info("data: %s", manifest.summary())
+        elif self.is_main:
+            manifest = build_manifest(roots, cache=self.run_dir / "manifest.json",
+                                      fractions=tuple(data.get("fractions", (0.9, 0.05, 0.05))),
+                                      labels_csv=data.get("labels_csv"), workers=cfg.workers, progress=self.progress)
+            log.info("data: %s", manifest.summary())
+        if self.world > 1:
+            dist.barrier()
+        if not self.is_main and not corpus:
+            manifest = build_manifest(roots, cache=self.run_dir / "manifest.json", progress=False)
+        all_train = manifest.split("train")
+        train_entries = subsample(all_train, train_fraction)
+        if not train_entries:
+            raise ValueError("no training photos left after data.train_fraction")
+        if self.is_main and len(train_entries) < len(all_train):
+            log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries),
+                     len(all_train))
+        if self.feature_cache:
+            self.train_set = cached_training_set(model_for_cache(cfg), all_train,
+                                                 [weight_of.get(e.path, 1.0) for e in all_train] if corpus else None,
+                                                 cfg, crop_scale, self.progress and self.is_main, keep=train_entries)
+        else:
+            self.train_set = CropDataset(train_entries, cfg.size, cfg.resize, train=True, seed=cfg.seed,
+                                         crop_scale=crop_scale)
+        # A deterministic mix of every class (the manifest is sorted by folder) for scores and figures.
+        val_entries = sorted(manifest.split("val") or manifest.split("train"),
+                             key=lambda e: hashlib.sha1(e.path.encode()).hexdigest())
+        self.val_set = CropDataset(val_entries, cfg.size, cfg.resize, train=False, seed=cfg.seed)
+        self.manifest, self.roots, self.train_entries = manifest, roots, train_entries
 
-    def restore(ckpt: dict[str, Any]) -> None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+    def build_model(self) -> None:
+        """The model, optimizer and schedule; then the ``init`` weights or the ``--resume`` state."""
+        cfg = self.cfg
+        model_cfg = dict(cfg.model)
+        arch = model_cfg.pop("arch")
+        from .models.base import model_class
+
+        if getattr(model_class(arch), "needs_labels", False):
+            model_cfg.setdefault("num_classes", max(len(self.manifest.classes), 1))
+        self.model = model = build_model(arch, **model_cfg).to(self.device)
+        model.train()
+        self.params = model.trainable_parameters()
+        self.optimizer = make_optimizer(parameter_groups(model, cfg.optimizer), cfg.optimizer)
+        self.batch = fit_batch(len(self.train_set), max(cfg.batch_size // self.world, 1), self.world,
+                               "cached training crops" if self.feature_cache else "training photos", self.is_main)
+        steps_per_epoch = max(len(self.train_set) // (self.batch * self.world), 1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg.schedule, self.max_steps, steps_per_epoch))
+        resumed = resume_checkpoint(self.run_dir, self._restore, self.device) if self.resume else None
+        if cfg.init:  # a resumed run's checkpoint already holds the weights it started from: only record them
+            self.origin = init_origin(cfg.init) if resumed else init_from(model, cfg.init)
+        if self.resume:
+            if resumed is None:
+                log.warning("--resume: no checkpoint in %s, starting from scratch", self.run_dir)
+            else:
+                ckpt_path, ckpt = resumed
+                self.step_count, self.epoch, self.pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
+                self.elapsed = ckpt.get("elapsed", 0.0)
+                if self.is_main:
+                    log.info("resumed from %s (step %d, epoch %d)", ckpt_path, self.step_count, self.epoch)
+        self.net: torch.nn.Module = model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.local_rank] if self.device.startswith("cuda") else None)
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng_torch"])
         random.setstate(_to_py_state(ckpt["rng_python"]))
 
-    resumed = resume_checkpoint(run_dir, restore, device) if resume else None
-    origin = None
-    if cfg.init:  # a resumed run's checkpoint already holds the weights it started from: only record them
-        origin = init_origin(cfg.init) if resumed else init_from(model, cfg.init)
-    if resume:
-        if resumed is None:
-            log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
-        else:
-            ckpt_path, ckpt = resumed
-            step, epoch, pos, elapsed = ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt.get("elapsed", 0.0)
-            if is_main:
-                log.info("resumed from %s (step %d, epoch %d)", ckpt_path, step, epoch)
+    # -- the steps ------------------------------------------------------------------------
+    def step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """One optimizer step on ``batch`` ({"L", "ab"} or, from the cache, {"feats", "L", "ab"})."""
+        batch = {k: [f.to(self.device) for f in v] if k == "feats" else v.to(self.device) for k, v in batch.items()}
+        extra = self.model.train_inputs(batch)
+        pred = (self.model.from_features(batch["feats"], batch["ab"].shape[-2:], **extra) if self.feature_cache
+                else self.net(batch["L"], **extra))
+        loss, logs = self.model.loss(pred, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_count += 1
+        self.pos += self.batch
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step_count}; lower the learning rate")
+        return loss, logs
 
-    net: torch.nn.Module = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
-
-    records: list[dict[str, Any]] = []
-    metrics_path = run_dir / "metrics.jsonl"
-    if is_main and metrics_path.exists() and resume:
-        records = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-        records = [r for r in records if r.get("step", 0) <= step]
-        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    elif is_main:
-        metrics_path.write_text("")
-
-    def emit(rec: dict[str, Any]) -> None:
-        records.append(rec)
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-
-    def checkpoint() -> None:
-        if is_main:
-            save_checkpoint(run_dir, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch, "pos": pos,
-                "elapsed": elapsed, "rng_torch": torch.get_rng_state(),
-                "rng_python": _from_py_state(random.getstate()), "config": json.dumps(cfg.__dict__),
-            }, cfg.keep_last)
-
-    def run_validation(tag: str) -> dict[str, float]:
-        if not is_main:
+    def validate(self, tag: str) -> dict[str, float]:
+        """Scores on the validation crops, a figure and the loss plot (rank 0; {} elsewhere)."""
+        if not self.is_main:
             return {}
-        vals = validate(model, val_set, cfg.val_images, per_rank_batch)
-        emit({"step": step, "epoch": epoch, **vals})
-        figure(model, val_set, cfg.figure_images, run_dir / "figures" / f"{tag}.png")
-        plot_losses(records, run_dir / "loss.png")
+        cfg = self.cfg
+        vals = validate(self.model, self.val_set, cfg.val_images, self.batch)
+        self.emit({"step": self.step_count, "epoch": self.epoch, **vals})
+        figure(self.model, self.val_set, cfg.figure_images, self.run_dir / "figures" / f"{tag}.png")
+        plot_losses(self.records, self.run_dir / "loss.png")
         return vals
 
-    bar = tqdm(total=max_steps, initial=step, desc=f"train {cfg.name}", unit="step",
-               disable=not (progress and is_main), dynamic_ncols=True)
-    last_vals: dict[str, float] = {}
-    t_last, seen_last = time.perf_counter(), 0
-    while step < max_steps:
-        sampler = EpochSampler(len(train_set), cfg.seed, epoch, start=pos, rank=rank, world=world)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=per_rank_batch, sampler=sampler, drop_last=True,
-            collate_fn=collate_cached if feature_cache else _collate,
-            num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
-            persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
-        for batch in loader:
-            t0 = time.perf_counter()
-            batch = {k: [f.to(device) for f in v] if k == "feats" else v.to(device) for k, v in batch.items()}
-            extra = model.train_inputs(batch)
-            pred = (model.from_features(batch["feats"], batch["ab"].shape[-2:], **extra) if feature_cache
-                    else net(batch["L"], **extra))
-            loss, logs = model.loss(pred, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            pos += per_rank_batch
-            elapsed += time.perf_counter() - t0
-            seen_last += per_rank_batch * world
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
-            if is_main and step % cfg.log_every == 0:
-                now = time.perf_counter()
-                ips = seen_last / max(now - t_last, 1e-9)
-                t_last, seen_last = now, 0
-                emit({"step": step, "epoch": epoch, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                      "images_per_s": ips, **logs})
-                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.1f}")
-            bar.update(1)
-            if step % cfg.checkpoint_every == 0:
-                checkpoint()
-            if step % cfg.val_every == 0:
-                last_vals = run_validation(f"step_{step:08d}") or last_vals
-            if step >= max_steps:
-                break
+    def checkpoint(self) -> None:
+        """The full training state, atomically; the last ``keep_last`` kept (rank 0)."""
+        if self.is_main:
+            save_checkpoint(self.run_dir, {
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step_count, "epoch": self.epoch,
+                "pos": self.pos, "elapsed": self.elapsed, "rng_torch": torch.get_rng_state(),
+                "rng_python": _from_py_state(random.getstate()), "config": json.dumps(self.cfg.__dict__),
+            }, self.cfg.keep_last)
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        """Append one record to metrics.jsonl (and to the records the loss plot reads)."""
+        self.records.append(rec)
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+    def _open_metrics(self) -> None:
+        """metrics.jsonl: on resume, cut back to the resumed step; else started empty."""
+        path = self.run_dir / "metrics.jsonl"
+        if not self.is_main:
+            return
+        if path.exists() and self.resume:
+            records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            self.records = [r for r in records if r.get("step", 0) <= self.step_count]
+            path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
         else:
-            epoch, pos = epoch + 1, 0
-            last_vals = run_validation(f"epoch_{epoch:03d}") or last_vals
-            checkpoint()
-            continue
-        break
-    bar.close()
-    checkpoint()
-    final = run_dir / "final.safetensors"
-    if is_main:
-        if not last_vals or records[-1].get("step") != step:
-            last_vals = run_validation(f"step_{step:08d}")
-        meta = {
-            "name": cfg.name, "description": cfg.description,
-            "data": {"roots": [str(r) for r in roots], "summary": manifest.summary(),
-                     "train_photos": len(train_entries), "crop": cfg.size, "resize": cfg.resize},
-            "steps": step, "images_seen": step * per_rank_batch * world, "train_seconds": round(elapsed, 1),
-            "world_size": world, "metrics": last_vals, "recipe": cfg.__dict__,
-            **({"init": origin, "total_steps": origin["total_steps"] + step} if origin else {}),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        save_weights(model, final, meta)
-        log.info("wrote %s", final)
-    if world > 1:
-        dist.barrier()
-    return final
+            path.write_text("")
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> Path:
+        """build_data, build_model, then steps (logging, checkpoints, validations) up to ``max_steps``."""
+        self.build_data()
+        self.build_model()
+        self._open_metrics()
+        cfg, main = self.cfg, self.is_main
+        bar = tqdm(total=self.max_steps, initial=self.step_count, desc=f"train {cfg.name}", unit="step",
+                   disable=not (self.progress and main), dynamic_ncols=True)
+        last_vals: dict[str, float] = {}
+        t_last, seen_last = time.perf_counter(), 0
+        while self.step_count < self.max_steps:
+            sampler = EpochSampler(len(self.train_set), cfg.seed, self.epoch, start=self.pos, rank=self.rank,
+                                   world=self.world)
+            loader = torch.utils.data.DataLoader(
+                self.train_set, batch_size=self.batch, sampler=sampler, drop_last=True,
+                collate_fn=collate_cached if self.feature_cache else _collate,
+                num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
+                persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+            for batch in loader:
+                t0 = time.perf_counter()
+                loss, logs = self.step(batch)
+                self.elapsed += time.perf_counter() - t0
+                seen_last += self.batch * self.world
+                step = self.step_count
+                if main and step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    ips = seen_last / max(now - t_last, 1e-9)
+                    t_last, seen_last = now, 0
+                    self.emit({"step": step, "epoch": self.epoch, "loss": loss.item(),
+                               "lr": self.scheduler.get_last_lr()[0], "images_per_s": ips, **logs})
+                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.1f}")
+                bar.update(1)
+                if step % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+                if step % cfg.val_every == 0:
+                    last_vals = self.validate(f"step_{step:08d}") or last_vals
+                if step >= self.max_steps:
+                    break
+            else:
+                self.epoch, self.pos = self.epoch + 1, 0
+                last_vals = self.validate(f"epoch_{self.epoch:03d}") or last_vals
+                self.checkpoint()
+                continue
+            break
+        bar.close()
+        self.checkpoint()
+        return self.finish(last_vals)
+
+    def finish(self, last_vals: dict[str, float]) -> Path:
+        """final.safetensors: the weights with the data, steps, time, scores and recipe (rank 0)."""
+        cfg, step = self.cfg, self.step_count
+        final = self.run_dir / "final.safetensors"
+        if self.is_main:
+            if not last_vals or self.records[-1].get("step") != step:
+                last_vals = self.validate(f"step_{step:08d}")
+            meta = {
+                "name": cfg.name, "description": cfg.description,
+                "data": {"roots": [str(r) for r in self.roots], "summary": self.manifest.summary(),
+                         "train_photos": len(self.train_entries), "crop": cfg.size, "resize": cfg.resize},
+                "steps": step, "images_seen": step * self.batch * self.world, "train_seconds": round(self.elapsed, 1),
+                "world_size": self.world, "metrics": last_vals, "recipe": cfg.__dict__,
+                **({"init": self.origin, "total_steps": self.origin["total_steps"] + step} if self.origin else {}),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            save_weights(self.model, final, meta)
+            log.info("wrote %s", final)
+        if self.world > 1:
+            dist.barrier()
+        return final
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
+          device: str = "cpu", progress: bool = True) -> Path:
+    """Train ``cfg`` into ``run_dir`` (``Trainer``); returns the path of the exported final weights."""
+    return Trainer(cfg, run_dir, resume, max_steps, device, progress).run()
 
 
 def _from_py_state(state: tuple) -> list:
