@@ -11,6 +11,8 @@ import asyncio
 import base64
 import importlib.util
 import io
+import json
+import re
 import struct
 import tempfile
 import threading
@@ -126,8 +128,10 @@ def test_models_lists_names_decoders_and_limits(client, tiny_model_path):
     assert m["name"] == "tiny" and m["arch"] == "hypercolumns" and m["head"] == "histogram"
     assert m["decode_methods"] == ["expectation", "annealed", "mode", "sample"]
     assert m["default_decode"] == "annealed" and m["samples"] is True and m["style"] is False
+    assert m["hints"] is False
     assert body["limits"] == {"max_upload_bytes": CAP, "max_pixels": MAX_PIXELS, "max_samples": 4,
-                              "max_queue": 32, "formats": ["png", "jpeg"]}
+                              "max_queue": 32, "formats": ["png", "jpeg"], "max_hints": 256,
+                              "max_suggestions": 16}
     assert str(tiny_model_path) not in client.get("/api/models").text  # no server paths go out
 
 
@@ -138,13 +142,20 @@ def test_health(client):
 
 def test_openapi_describes_the_api(client):
     spec = client.get("/openapi.json").json()
-    assert {"/api/colorize", "/api/models", "/api/health"} <= set(spec["paths"])
+    assert {"/api/colorize", "/api/models", "/api/health", "/api/photos", "/api/photos/{photo_id}/colorize",
+            "/api/photos/{photo_id}/suggest"} <= set(spec["paths"])
     op = spec["paths"]["/api/colorize"]["post"]
     assert "multipart/form-data" in op["requestBody"]["content"]
     body = spec["components"]["schemas"][op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
                                          .rsplit("/", 1)[1]]
-    assert {"image", "model", "decode", "samples", "seed", "style", "format", "output"} <= set(body["properties"])
+    assert {"image", "model", "decode", "samples", "seed", "style", "format", "output", "hints"} <= set(body["properties"])
     assert {"400", "413", "422", "503"} <= set(op["responses"])
+    schemas = spec["components"]["schemas"]
+    assert {"hints", "model", "decode", "format"} <= set(schemas["PhotoColorizeIn"]["properties"])
+    assert {"x", "y", "k", "hints", "model"} <= set(schemas["SuggestIn"]["properties"])
+    assert "hints" in schemas["ModelOut"]["properties"]
+    for path in ("/api/photos/{photo_id}/colorize", "/api/photos/{photo_id}/suggest"):
+        assert {"400", "404", "503"} <= set(spec["paths"][path]["post"]["responses"])
     # FastAPI's /docs pages load their assets from a CDN: they are off in this offline app
     assert client.get("/docs").status_code == 404
 
@@ -158,7 +169,7 @@ def test_page_and_assets_are_local(client):
     for text in texts:
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
     js = texts[1]
-    assert "api/colorize" in js and "api/models" in js
+    assert "api/colorize" in js and "api/models" in js and "api/photos" in js
     assert "innerHTML" not in js  # server and file-name text is never parsed as HTML
 
 
@@ -534,6 +545,226 @@ def test_style_reference_reaches_a_model_with_global_features(tiny_model_path):
         plain = post(c)
     assert r.status_code == 200 and plain.status_code == 200, r.text
     assert seen[0] == (1, 1, 48, 64) and seen[1] == ()   # the reference at the render size (64)
+
+
+# ----------------------------------------------------------------------------- color hints
+TWO_HINTS = [{"x": 10, "y": 12, "color": "#ff2000"}, {"x": 50, "y": 30, "color": "#2040ff"}]
+
+
+@pytest.fixture(scope="module")
+def hint_app(tiny_model_path, tiny_hint_model_path):
+    return create_app({"tiny": tiny_model_path, "tiny-hints": tiny_hint_model_path}, render_size=64,
+                      limits=Limits(max_upload_bytes=CAP, max_pixels=MAX_PIXELS, max_samples=4, max_hints=8))
+
+
+@pytest.fixture(scope="module")
+def hint_client(hint_app):
+    with TestClient(hint_app) as c:
+        yield c
+
+
+def keep(client: TestClient, image: bytes | None = None, name: str = "photo.jpg", model: str = "tiny-hints") -> dict:
+    """Upload a photo to be kept (POST /api/photos) -> its {id, width, height, model}."""
+    r = client.post("/api/photos", files={"image": (name, image if image is not None else jpeg_bytes(), "image/jpeg")},
+                    data={"model": model})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int16)
+
+
+def test_models_say_which_take_hints(hint_client):
+    body = hint_client.get("/api/models").json()
+    models = {m["name"]: m for m in body["models"]}
+    assert models["tiny-hints"]["hints"] is True and models["tiny-hints"]["arch"] == "larsson-hints"
+    assert models["tiny"]["hints"] is False
+    assert body["default"] == "tiny" and body["limits"]["max_hints"] == 8
+
+
+def test_kept_photo_is_colorized_with_hints_and_only_the_head_runs_again(hint_client, hint_app, monkeypatch):
+    photo = keep(hint_client, jpeg_bytes(48, 64), name="old photo.jpg")
+    assert (photo["width"], photo["height"], photo["model"]) == (64, 48, "tiny-hints")
+    assert len(photo["id"]) == 32
+    model = hint_app.state.pool.get("tiny-hints")
+    backbone_runs: list[int] = []
+    real_features = model.features
+    monkeypatch.setattr(model, "features", lambda L: backbone_runs.append(1) or real_features(L))
+    url = f"/api/photos/{photo['id']}/colorize"
+    plain = hint_client.post(url, json={"model": "tiny-hints"})
+    hinted = hint_client.post(url, json={"model": "tiny-hints", "hints": TWO_HINTS})
+    again = hint_client.post(url, json={"model": "tiny-hints", "hints": TWO_HINTS})
+    assert plain.status_code == hinted.status_code == again.status_code == 200, hinted.text
+    assert backbone_runs == []  # the upload prepared the photo: each change reruns only the head
+    assert hinted.headers["content-type"] == "image/png"
+    assert hinted.headers["content-disposition"] == 'attachment; filename="old_photo-color.png"'
+    assert (hinted.headers["x-tinct-hints"], plain.headers["x-tinct-hints"]) == ("2", "0")
+    assert hinted.headers["x-tinct-model"] == "tiny-hints" and hinted.headers["x-tinct-decode"] == "expectation"
+    a, b = pixels(plain.content), pixels(hinted.content)
+    assert a.shape == b.shape == (48, 64, 3)
+    assert np.abs(a - b).mean() > 0.05          # the hints changed the colors
+    assert again.content == hinted.content       # and the same hints give the same image
+    jpeg = hint_client.post(url, json={"model": "tiny-hints", "hints": TWO_HINTS, "format": "jpeg"})
+    assert jpeg.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(jpeg.content)).size == (64, 48)
+
+
+def test_hints_in_fractions_and_the_default_body(hint_client):
+    photo = keep(hint_client)
+    url = f"/api/photos/{photo['id']}/colorize"
+    fractions = hint_client.post(url, json={"model": "tiny-hints", "hints": [{"x": 0.5, "y": 0.25, "color": "#3050c0"}]})
+    assert fractions.status_code == 200 and fractions.headers["x-tinct-hints"] == "1"
+    bare = hint_client.post(url)  # no body: the server's default model, no hint
+    assert bare.status_code == 200 and bare.headers["x-tinct-model"] == "tiny"
+
+
+def test_one_shot_colorize_takes_a_hints_field(hint_client):
+    plain = post(hint_client, model="tiny-hints", output="image")
+    hinted = post(hint_client, model="tiny-hints", output="image", hints=json.dumps(TWO_HINTS))
+    assert plain.status_code == hinted.status_code == 200, hinted.text
+    assert np.abs(pixels(plain.content) - pixels(hinted.content)).mean() > 0.05
+    empty = post(hint_client, model="tiny", hints="[]")   # no hint at all: any model
+    assert empty.status_code == 200, empty.text
+
+
+def test_suggest_gives_k_likely_colors(hint_client):
+    photo = keep(hint_client)
+    url = f"/api/photos/{photo['id']}/suggest"
+    r = hint_client.post(url, json={"model": "tiny-hints", "x": 20, "y": 10, "k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["model"], body["x"], body["y"]) == ("tiny-hints", 20, 10)
+    colors = body["colors"]
+    assert len(colors) == 4
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c["color"]) for c in colors)
+    probs = [c["probability"] for c in colors]
+    assert probs == sorted(probs, reverse=True) and all(0 < p <= 1 for p in probs)
+    with_hints = hint_client.post(url, json={"model": "tiny-hints", "x": 20, "y": 10, "k": 6, "hints": TWO_HINTS})
+    assert with_hints.status_code == 200 and len(with_hints.json()["colors"]) == 6
+
+
+@pytest.mark.parametrize("hints, words", [
+    ([TWO_HINTS[0], {"x": 500, "y": 1, "color": "#fff"}], ["hint 2", "(500, 1)", "outside the 64x48 photo"]),
+    ([{"x": 1, "y": 2, "color": "blue"}], ["hint 1", "'blue'", "hex color"]),
+    ([{"x": 1, "y": 2}], ["hint 1", "needs", "color"]),
+    ([{"x": "left", "y": 2, "color": "#fff"}], ["hint 1", "numbers"]),
+    ([{"x": 1, "y": 2, "color": "#fff"}] * 9, ["at most 8 hints"]),
+])
+def test_bad_hint_is_a_400_naming_it(hint_client, hints, words):
+    photo = keep(hint_client, jpeg_bytes(48, 64))
+    before = hint_client.get("/api/health").json()["done"]
+    r = hint_client.post(f"/api/photos/{photo['id']}/colorize", json={"model": "tiny-hints", "hints": hints})
+    assert_one_line_error(r, 400, "hints", *words)
+    s = hint_client.post(f"/api/photos/{photo['id']}/suggest", json={"model": "tiny-hints", "x": 1, "y": 1,
+                                                                      "hints": hints})
+    assert_one_line_error(s, 400, "hints", *words)
+    assert hint_client.get("/api/health").json()["done"] == before  # refused before the queue
+
+
+@pytest.mark.parametrize("value, words", [
+    ("[{]", ["hints are not valid JSON"]),
+    ('{"x": 1}', ["must be a JSON list"]),
+    (json.dumps([{"x": 90, "y": 1, "color": "#fff"}]), ["hint 1", "outside the 64x48 photo"]),
+])
+def test_bad_hints_field_of_one_shot_colorize(hint_client, value, words):
+    r = post(hint_client, jpeg_bytes(48, 64), model="tiny-hints", hints=value)
+    assert_one_line_error(r, 400, "hints", *words)
+
+
+def test_hints_for_a_model_without_a_hint_input_are_a_400(hint_client):
+    photo = keep(hint_client, model="tiny")
+    before = hint_client.get("/api/health").json()["done"]
+    r = hint_client.post(f"/api/photos/{photo['id']}/colorize", json={"model": "tiny", "hints": TWO_HINTS})
+    assert_one_line_error(r, 400, "hints", "model 'tiny' takes no color hints", "tiny-hints")
+    one_shot = post(hint_client, model="tiny", hints=json.dumps(TWO_HINTS))
+    assert_one_line_error(one_shot, 400, "hints", "takes no color hints")
+    assert hint_client.get("/api/health").json()["done"] == before
+    fine = hint_client.post(f"/api/photos/{photo['id']}/colorize", json={"model": "tiny", "hints": []})
+    assert fine.status_code == 200 and fine.headers["x-tinct-model"] == "tiny"
+
+
+def test_hints_for_a_model_without_a_hint_input_fail_in_the_pipeline_too(tiny_model_path):
+    """The API checks first; the one inference door says the same if it is ever reached."""
+    from tinct.pipeline import Colorizer
+
+    with pytest.raises(ValueError, match="takes no color hints"):
+        Colorizer(str(tiny_model_path), 64).colorize(make_photo(20, 30), hints=TWO_HINTS[:1])
+
+
+@pytest.mark.parametrize("action, body", [("colorize", {}), ("suggest", {"x": 1, "y": 1})])
+def test_unknown_photo_is_a_404(hint_client, action, body):
+    r = hint_client.post(f"/api/photos/{'0' * 32}/{action}", json=body)
+    assert_one_line_error(r, 404, "photo_id", "no kept photo", "upload it again")
+    r = hint_client.post(f"/api/photos/{'x' * 500}/{action}", json=body)
+    msg = assert_one_line_error(r, 404, "photo_id", "no kept photo")
+    assert len(msg) < 200
+
+
+@pytest.mark.parametrize("body, status, field, words", [
+    ({"x": 65, "y": 1}, 400, "x", ["outside the 64x48 photo"]),
+    ({"x": 1, "y": -1}, 400, "y", ["outside"]),
+    ({"x": 1, "y": 1, "k": 0}, 400, "k", ["between 1 and 16"]),
+    ({"x": 1, "y": 1, "k": 17}, 400, "k", ["between 1 and 16"]),
+    ({"x": 1, "y": 1, "model": "nope"}, 400, "model", ["unknown model"]),
+    ({"y": 1}, 422, "x", ["x"]),
+])
+def test_bad_suggestion_request(hint_client, body, status, field, words):
+    photo = keep(hint_client, jpeg_bytes(48, 64))
+    r = hint_client.post(f"/api/photos/{photo['id']}/suggest", json={"model": "tiny-hints", **body})
+    assert_one_line_error(r, status, field, *words)
+
+
+def test_upload_of_a_kept_photo_is_checked_like_colorize(hint_client):
+    r = hint_client.post("/api/photos", files={"image": ("notes.jpg", b"not an image at all\n" * 10, "image/jpeg")})
+    assert_one_line_error(r, 422, "image", "the photo", "not an image")
+    r = hint_client.post("/api/photos", files={"image": ("huge.jpg", b"\xff\xd8\xff" + bytes(CAP + 10), "image/jpeg")})
+    assert_one_line_error(r, 413, "image", "over the upload limit")
+    r = hint_client.post("/api/photos", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}, data={"model": "x"})
+    assert_one_line_error(r, 400, "model", "unknown model")
+    r = hint_client.post("/api/photos", files={"image": ("a.jpg", jpeg_bytes(), "image/jpeg")},
+                         headers={"Origin": "http://evil.example"})
+    assert_one_line_error(r, 403, None, "cross-site")
+
+
+def test_kept_photos_are_bounded_and_the_oldest_goes_first(tiny_model_path, tiny_hint_model_path):
+    limits = Limits(max_upload_bytes=CAP, max_pixels=MAX_PIXELS, max_photos=2, max_prepared=1)
+    app = create_app({"tiny-hints": tiny_hint_model_path, "tiny": tiny_model_path}, render_size=64, limits=limits)
+    with TestClient(app) as c:
+        ids = [keep(c, jpeg_bytes(seed=k))["id"] for k in range(3)]
+        codes = [c.post(f"/api/photos/{i}/colorize", json={}).status_code for i in ids]
+        store = app.state.photos
+        assert codes == [404, 200, 200] and len(store) == 2
+        assert len(store.prepared_keys) == 1 and store.prepared_keys[0][0] == ids[2]
+        # the other model needs its own prepared photo: made again from the kept upload
+        assert c.post(f"/api/photos/{ids[1]}/colorize", json={"model": "tiny"}).status_code == 200
+        assert store.prepared_keys == [(ids[1], "tiny", 64)]
+
+
+def test_a_prepared_photo_over_the_memory_budget_is_made_again_each_time(tiny_hint_model_path):
+    limits = Limits(max_upload_bytes=CAP, max_pixels=MAX_PIXELS, max_prepared_bytes=1)
+    app = create_app({"tiny-hints": tiny_hint_model_path}, render_size=64, limits=limits)
+    with TestClient(app) as c:
+        photo = keep(c)
+        r = c.post(f"/api/photos/{photo['id']}/colorize", json={"hints": TWO_HINTS[:1]})
+        assert r.status_code == 200, r.text
+        assert app.state.photos.prepared_keys == [] and app.state.photos.prepared_bytes == 0
+
+
+def test_photo_store_bounds_count_and_bytes():
+    from tinct.serve.app import PhotoStore
+
+    store = PhotoStore(max_photos=3, max_photos_bytes=250)
+    first = store.add(b"a" * 100, "a", 1, 1)
+    second = store.add(b"b" * 100, "b", 1, 1)
+    store.get(first.id)                      # used: now the most recent
+    third = store.add(b"c" * 100, "c", 1, 1)
+    assert len(store) == 2 and store.photos_bytes == 200
+    assert store.get(first.id) is first and store.get(third.id) is third
+    with pytest.raises(Exception, match="no kept photo"):
+        store.get(second.id)
+    big = store.add(b"d" * 1000, "d", 1, 1)  # alone over the budget: the newest is still kept
+    assert len(store) == 1 and store.get(big.id) is big
+    assert "ddd" not in repr(big)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -3,7 +3,9 @@
 The server runs uvicorn in a background thread on 127.0.0.1 (a free port, loopback only) and
 serves the session's tiny random model. The browser uploads a gray photo and a text file named
 .jpg, waits for the results, reads the colorized image's pixels in the page (channels must
-differ), moves the comparison slider, downloads the result and checks the file.
+differ), moves the comparison slider, downloads the result and checks the file. A second server
+also offers a tiny random hint model: the browser pins colors on a photo with the mouse and the
+keyboard, sees the result change, undoes, saves and loads the hints, and downloads the result.
 
 Chromium: ``/usr/bin/chromium`` (``TINCT_CHROMIUM`` overrides). When it is missing the test runs
 ``scripts/install-browser.sh`` once and skips, with the script's reason, only if that could not
@@ -17,12 +19,15 @@ default render size) instead of the tiny random one, e.g. to take that screensho
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +84,22 @@ def server_url(model_name):
     name, path, render_size = model_name
     app = create_app({name: path}, render_size=render_size,
                      limits=Limits(max_upload_bytes=2 * 1024 * 1024, max_pixels=4_000_000, max_samples=4))
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def hint_server_url(tiny_model_path, tiny_hint_model_path):
+    """uvicorn serving the tiny model (the default) and the tiny hint model."""
+    app = create_app({"tiny": tiny_model_path, "tiny-hints": tiny_hint_model_path}, render_size=96,
+                     limits=Limits(max_upload_bytes=2 * 1024 * 1024, max_pixels=4_000_000, max_samples=4))
+    with serve(app) as url:
+        yield url
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread on 127.0.0.1:<free port> -> its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -230,3 +251,157 @@ def test_dropped_photo_with_samples_shows_each_sample(chromium, server_url, tmp_
             assert link.get_attribute("href") == card.locator("img.after").get_attribute("src")
         finally:
             context.close()
+
+
+# the pixels of the card's result image, read back in the page
+READ_RESULT = """async () => {
+    const img = document.querySelector("article.card img.after");
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    return { w: c.width, h: c.height, rgba: Array.from(ctx.getImageData(0, 0, c.width, c.height).data) };
+}"""
+# the card has shown a result newer than version v and waits for nothing more
+SETTLED = """(v) => {
+    const c = document.querySelector("article.card");
+    return c && c.dataset.busy === "false" && Number(c.dataset.version) > v;
+}"""
+
+
+def _result(page) -> np.ndarray:
+    got = page.evaluate(READ_RESULT)
+    return np.asarray(got["rgba"], dtype=np.int16).reshape(got["h"], got["w"], 4)[..., :3]
+
+
+def _settle(page, card) -> np.ndarray:
+    """Wait for the refresh that follows a change (a newer result, nothing pending) -> its pixels."""
+    page.wait_for_function(SETTLED, arg=int(card.get_attribute("data-version") or 0), timeout=30_000)
+    return _result(page)
+
+
+def test_color_hints_pin_undo_save_load_and_download(chromium, hint_server_url, tmp_path):
+    gray = Image.fromarray(make_photo(120, 160, 5)).convert("L")
+    photo = tmp_path / "street.jpg"
+    gray.save(photo, quality=92)
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+            accept_downloads=True, viewport={"width": 1000, "height": 760},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                    and "Failed to load resource" not in m.text else None)
+            outside: list[str] = []
+            page.on("request", lambda req: None if req.url.startswith((hint_server_url, "blob:", "data:"))
+                    else outside.append(req.url))
+
+            page.goto(hint_server_url)
+            page.wait_for_selector("#server-status.ok", timeout=15_000)
+            assert page.input_value("#model") == "tiny"          # the server's default stays the choice
+            assert "choose tiny-hints" in page.inner_text("#hints-note")
+            page.select_option("#model", "tiny-hints")
+            assert "takes color hints" in page.inner_text("#hints-note")
+
+            page.set_input_files("#files", [str(photo)])
+            card = page.locator("article.card[data-state=done]")
+            card.wait_for(timeout=45_000)
+            assert card.locator(".hint-tools").is_visible()
+            assert card.get_attribute("data-version") == "1"
+            first = _result(page)
+            assert first.shape == (120, 160, 3)
+
+            # a click on the photo pins a point there, selected and focused
+            layer = card.locator(".points")
+            box = layer.bounding_box()
+            layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
+            point = card.locator(".point")
+            assert point.count() == 1
+            assert point.get_attribute("aria-pressed") == "true"
+            assert point.evaluate("(el) => el === document.activeElement")
+            x, y = (int(v) for v in point.get_attribute("aria-label").split(" at ")[1].split(":")[0].split(", "))
+            assert abs(x - 0.3 * 160) <= 2 and abs(y - 0.4 * 120) <= 2
+
+            # the palette suggests colors for it; one click uses one
+            swatches = card.locator(".swatch")
+            swatches.first.wait_for(timeout=30_000)
+            assert 1 <= swatches.count() <= 6
+            chosen = swatches.last.get_attribute("data-color")
+            swatches.last.click()
+            assert point.get_attribute("aria-label").endswith(chosen)
+            assert card.locator(".hint-color").input_value() == chosen
+            _settle(page, card)
+
+            # the color input: a vivid green, and the result changes
+            card.locator(".hint-color").fill("#00ff40")
+            assert point.get_attribute("aria-label").endswith("#00ff40")
+            pinned = _settle(page, card)
+            assert np.abs(pinned - first).mean() > 0.05, np.abs(pinned - first).mean()
+            assert "1 hint" in card.locator(".meta").inner_text()
+
+            # the keyboard: arrows move the focused point, Ctrl+Z undoes the move
+            label = point.get_attribute("aria-label")
+            point.focus()
+            page.keyboard.press("ArrowRight")
+            moved = point.get_attribute("aria-label")
+            assert moved.startswith(f"color hint 1 of 1 at {x + 2}, {y}:"), moved
+            page.keyboard.press("Control+z")
+            assert point.get_attribute("aria-label") == label
+
+            # save hints: a JSON file in the documented format
+            with page.expect_download(timeout=15_000) as info:
+                card.locator(".hint-save").click()
+            assert info.value.suggested_filename == "street.hints.json"
+            saved_hints = tmp_path / "street.hints.json"
+            info.value.save_as(saved_hints)
+            assert json.loads(saved_hints.read_text()) == [{"x": x, "y": y, "color": "#00ff40"}]
+
+            # undo back to no point at all: the first result again
+            undo = card.locator(".hint-undo")
+            while undo.is_enabled():
+                undo.click()
+            assert point.count() == 0
+            assert np.array_equal(_settle(page, card), first)
+
+            # load the saved hints: the point is back, and so is its color
+            card.locator(".hint-load").set_input_files(str(saved_hints))
+            assert point.count() == 1 and point.get_attribute("aria-label").endswith("#00ff40")
+            assert np.array_equal(_settle(page, card), pinned)
+
+            # select with Enter, delete with the Delete key
+            point.focus()
+            page.keyboard.press("Enter")
+            assert point.get_attribute("aria-pressed") == "true"
+            page.keyboard.press("Delete")
+            assert point.count() == 0
+            _settle(page, card)
+
+            # the Add point button pins one in the middle, and the Delete point button removes it
+            card.locator(".hint-add").click()
+            assert point.get_attribute("aria-label").startswith("color hint 1 of 1 at 80, 60:")
+            card.locator(".hint-delete").click()
+            assert point.count() == 0
+            _settle(page, card)
+
+            # pin green again and download the result
+            layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
+            card.locator(".hint-color").fill("#00ff40")
+            final = _settle(page, card)
+            assert np.array_equal(final, pinned)
+            with page.expect_download(timeout=15_000) as info:
+                card.locator("a.download").click()
+            assert info.value.suggested_filename == "street-color.png"
+            result = tmp_path / "street-color.png"
+            info.value.save_as(result)
+            assert errors == [] and outside == []
+        finally:
+            context.close()
+
+    with Image.open(result) as im:
+        assert im.format == "PNG" and im.size == (160, 120)
+        assert np.array_equal(np.asarray(im.convert("RGB")).astype(np.int16), final)

@@ -107,22 +107,21 @@ class LarssonHints(Larsson):
         A hint map smaller than L is padded with "no hint" at the bottom and right, the way
         ``ColorModel.predict`` pads L to a multiple of 32.
         """
-        if hints is not None and hints.shape[-2:] != L.shape[-2:]:
-            dh, dw = L.shape[-2] - hints.shape[-2], L.shape[-1] - hints.shape[-1]
-            if dh < 0 or dw < 0:
-                raise ValueError(f"hint map {tuple(hints.shape[-2:])} is larger than the image {tuple(L.shape[-2:])}")
-            hints = F.pad(hints, [0, dw, 0, dh])
         return self.from_features(self.features(L), L.shape[-2:], hints=hints)
 
     def from_features(self, feats: list[torch.Tensor], image_size: tuple[int, int],
                       hints: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The head on the backbone's levels and the hint map (None: no hint); see ``forward``."""
+        """The head on the backbone's levels and the hint map (None: no hint); see ``forward``
+        (a hint map smaller than ``image_size`` is padded the same way)."""
         B = feats[0].shape[0]
         H, W = int(image_size[0]), int(image_size[1])
         if hints is None:
             hints = feats[0].new_zeros(B, 3, H, W, dtype=torch.float32)
         elif hints.shape[-2:] != (H, W):
-            raise ValueError(f"hint map is {tuple(hints.shape[-2:])}, the image {(H, W)}")
+            dh, dw = H - hints.shape[-2], W - hints.shape[-1]
+            if dh < 0 or dw < 0:
+                raise ValueError(f"hint map {tuple(hints.shape[-2:])} is larger than the image {(H, W)}")
+            hints = F.pad(hints, [0, dw, 0, dh])
         spread = self.hint_branch(hints.float(), [feats[i] for i in self.hint_levels])
         if self.training:
             pts = sample_points(B, H, W, self.points).to(feats[0].device)

@@ -7,6 +7,9 @@ Layout::
     GET  /api/health       liveness, version, queue state
     GET  /api/models       the models a client may choose (by name only), their decoders, limits
     POST /api/colorize     one photo in (multipart), its colorization(s) out (JSON or raw image)
+    POST /api/photos       keep a photo to edit its color hints (multipart) -> {"id", "width", "height"}
+    POST /api/photos/{photo_id}/colorize   that photo colorized with hints (JSON in, the image out)
+    POST /api/photos/{photo_id}/suggest    likely colors at one of its points (JSON in and out)
     GET  /openapi.json     the API's OpenAPI description (FastAPI's interactive /docs is off: it
                            loads its assets from a CDN, and this app works offline)
 
@@ -20,19 +23,30 @@ Robustness rules, in the order a request meets them:
    not be able to make this computer colorize).
 2. Parameters are checked before any image is read: the model is looked up by name in the
    registry given to :func:`create_app` (clients never send paths), the decoder must be one
-   of the model's, ``samples`` is capped, a style reference needs a model with global features.
+   of the model's, ``samples`` is capped, a style reference needs a model with global features,
+   ``hints`` (JSON, at most ``max_hints``) a model that takes them.
 3. Each upload is read up to its size cap (413 past it).
 4. The job waits in :class:`JobQueue`: ``workers`` jobs (default 1) run at a time, at most
    ``max_queue`` wait, further requests get 503 with ``Retry-After``. Decoding happens inside
    the job, so at most ``workers`` images are decoded in memory at once: memory is bounded by
    the caps, not by the number of clients.
-5. In the job, :func:`tinct.io.read_image` sniffs the content (names and content types are
+5. In the job, :func:`tinct.imageio.read_image` sniffs the content (names and content types are
    ignored) and checks the header's pixel count before decoding (decompression bombs: 413);
    undecodable, truncated and empty uploads are 422 with a one-line message.
 
+Color hints (a model whose ``forward_options`` has ``hints``) are edited on a kept photo: the
+upload stays in :class:`PhotoStore` (an LRU bounded by count and bytes, see :class:`Limits`)
+with its :class:`tinct.pipeline.Prepared` form per (id, model, render size), so that a changed
+hint reruns only the network's head. Hints on a kept photo are checked against its size
+before the job is queued (on ``/api/colorize``, once the photo is decoded): a bad one is a 400
+naming ``hints`` and the hint. An unknown or evicted photo id is 404 (the page then uploads
+the photo again).
+
 Nothing is written to disk unless the app was given a ``save_dir``: results go back in the
 response. (Starlette spools uploads over 1 MiB to an anonymous temporary file, which has no
-name on disk and is gone when the request ends.)
+name on disk and is gone when the request ends.) Even with a ``save_dir``, the colorizations
+of kept photos are not written: each hint edit makes one; the page's Download saves the one
+wanted.
 
 Every error response the app makes is JSON ``{"error": "<one line>", "field": <form field or null>}``.
 (Requests uvicorn cannot parse as HTTP never reach the app: uvicorn answers those itself, in
@@ -45,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import logging
 import re
 import threading
@@ -54,13 +69,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import torch
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Body, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -70,19 +86,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from .. import io as tio
+from .. import imageio as tio
+from ..hints import Hint, HintError, parse_hints
 from ..models.base import ColorModel, build_model
-from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer
+from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer, Prepared
 from ..weights import load_weights, read_metadata
 
-__all__ = ["create_app", "Limits", "ModelPool", "JobQueue", "ApiError", "QueueFull", "HostGuard", "STATIC_DIR"]
+__all__ = ["create_app", "Limits", "ModelPool", "JobQueue", "PhotoStore", "StoredPhoto", "ApiError", "QueueFull",
+           "HostGuard", "STATIC_DIR"]
 
 log = logging.getLogger("tinct.serve")
 STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
 _FORMATS = {"png": ("PNG", "image/png", ".png"), "jpeg": ("JPEG", "image/jpeg", ".jpg")}
-_JPEG_MAX_EXIF = 65533 - 2  # as tinct.io: the payload limit of a JPEG APP1 segment
+_JPEG_MAX_EXIF = 65533 - 2  # as tinct.imageio.write: the payload limit of a JPEG APP1 segment
 # the page's Content-Security-Policy: everything from this server, images also from blob:/data:
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -99,6 +117,14 @@ class Limits:
         max_samples: cap on ``samples`` per request.
         max_queue: requests allowed to wait for the worker; more get 503.
         workers: colorizations run at the same time (each holds one decoded image).
+        max_hints: cap on the color hints of one request.
+        max_suggestions: cap on ``k``, the colors one suggestion request may ask for.
+        max_photos: photos kept for editing hints (``POST /api/photos``); the least recently
+            used go first.
+        max_photos_bytes: cap on the kept uploads' total size (the newest is always kept).
+        max_prepared: kept photos held ready for a model (decoded, with the backbone's features).
+        max_prepared_bytes: cap on their total memory; a photo alone over it is prepared again
+            for each request instead of being kept.
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -106,9 +132,16 @@ class Limits:
     max_samples: int = 8
     max_queue: int = 32
     workers: int = 1
+    max_hints: int = 256
+    max_suggestions: int = 16
+    max_photos: int = 16
+    max_photos_bytes: int = 256 * 1024 * 1024
+    max_prepared: int = 4
+    max_prepared_bytes: int = 512 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_samples", "workers"):
+        for name in ("max_upload_bytes", "max_pixels", "max_samples", "workers", "max_hints", "max_suggestions",
+                     "max_photos", "max_photos_bytes", "max_prepared", "max_prepared_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_queue < 0:
@@ -148,6 +181,7 @@ class ModelInfo:
     style: bool
     title: str
     description: str
+    hints: bool = False
 
     @property
     def samples(self) -> bool:
@@ -160,6 +194,7 @@ def _describe(name: str, model: ColorModel, meta: Mapping[str, Any]) -> ModelInf
         name=name, arch=model.arch, head=model.head_kind, decode_methods=tuple(model.decode_methods),
         default_decode=model.default_decode, style="style_L" in model.forward_options,
         title=str(meta.get("name") or name), description=" ".join(str(meta.get("description") or "").split()),
+        hints="hints" in model.forward_options,
     )
 
 
@@ -303,6 +338,115 @@ class JobQueue:
                     self.done += 1
 
 
+# ------------------------------------------------------------------------------ kept photos
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A photo kept for editing color hints: its upload, a safe file stem, its size (upright)."""
+
+    id: str
+    data: bytes = dataclass_field(repr=False)
+    stem: str
+    width: int
+    height: int
+
+
+class PhotoStore:
+    """Photos uploaded with ``POST /api/photos``, kept to be colorized again as their hints change.
+
+    Two least-recently-used caches, each bounded by count and bytes: the uploads (encoded bytes,
+    the source of truth: the newest is always kept), and the ``Prepared`` photos made from them
+    per (id, model, render size): decoded pixels, L and the backbone's features, so that a new
+    hint reruns only the network's head. An evicted ``Prepared`` is made again from its upload;
+    an evicted upload is gone (404). A ``Prepared`` alone over its byte budget is not kept.
+    Ids are random (128 bits), so one client cannot guess another's photo. Thread-safe.
+    """
+
+    def __init__(self, max_photos: int = 16, max_photos_bytes: int = 256 * 1024 * 1024, max_prepared: int = 4,
+                 max_prepared_bytes: int = 512 * 1024 * 1024):
+        self.max_photos = max_photos
+        self.max_photos_bytes = max_photos_bytes
+        self.max_prepared = max_prepared
+        self.max_prepared_bytes = max_prepared_bytes
+        self._photos: OrderedDict[str, StoredPhoto] = OrderedDict()
+        self._prepared: OrderedDict[tuple[str, str, int], tuple[Prepared, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes, stem: str, width: int, height: int) -> StoredPhoto:
+        """Keep an upload (already checked to decode) under a new random id."""
+        photo = StoredPhoto(uuid.uuid4().hex, data, stem, width, height)
+        with self._lock:
+            self._photos[photo.id] = photo
+            while len(self._photos) > 1 and (len(self._photos) > self.max_photos
+                                             or self.photos_bytes > self.max_photos_bytes):
+                old, _ = self._photos.popitem(last=False)
+                for key in [k for k in self._prepared if k[0] == old]:
+                    del self._prepared[key]
+        return photo
+
+    def get(self, photo_id: str) -> StoredPhoto:
+        """The kept photo ``photo_id``; ApiError 404 if there is none (never was, or evicted)."""
+        with self._lock:
+            photo = self._photos.get(photo_id)
+            if photo is not None:
+                self._photos.move_to_end(photo_id)
+        if photo is None:
+            shown = photo_id if len(photo_id) <= 40 else photo_id[:37] + "..."
+            raise ApiError(404, f"no kept photo {shown!r} (the server keeps the {self.max_photos} most recent); "
+                                "upload it again with POST /api/photos", "photo_id")
+        return photo
+
+    def prepared(self, photo: StoredPhoto, model: str, render_size: int,
+                 make: Callable[[bytes], Prepared]) -> Prepared:
+        """The photo prepared for ``model`` at ``render_size``: kept, or ``make(upload)`` (then kept)."""
+        key = (photo.id, model, render_size)
+        with self._lock:
+            hit = self._prepared.get(key)
+            if hit is not None:
+                self._prepared.move_to_end(key)
+                return hit[0]
+        prepared = make(photo.data)  # outside the lock: this is the slow part
+        self.keep(photo, model, render_size, prepared)
+        return prepared
+
+    def keep(self, photo: StoredPhoto, model: str, render_size: int, prepared: Prepared) -> None:
+        """Keep ``prepared`` for (photo, model, render size) if it fits and the photo is still kept."""
+        size = prepared_bytes(prepared)
+        if size > self.max_prepared_bytes:
+            return
+        with self._lock:
+            if photo.id not in self._photos:
+                return
+            self._prepared[(photo.id, model, render_size)] = (prepared, size)
+            while len(self._prepared) > self.max_prepared or self.prepared_bytes > self.max_prepared_bytes:
+                self._prepared.popitem(last=False)
+
+    @property
+    def photos_bytes(self) -> int:
+        """Total size of the kept uploads."""
+        return sum(len(p.data) for p in self._photos.values())
+
+    @property
+    def prepared_bytes(self) -> int:
+        """Total memory of the kept ``Prepared`` photos (as ``prepared_bytes`` counts it)."""
+        return sum(size for _, size in self._prepared.values())
+
+    def __len__(self) -> int:
+        return len(self._photos)
+
+    @property
+    def prepared_keys(self) -> list[tuple[str, str, int]]:
+        """(id, model, render size) of the kept ``Prepared`` photos, least recently used first."""
+        return list(self._prepared)
+
+
+def prepared_bytes(prepared: Prepared) -> int:
+    """Memory held by a ``Prepared`` photo: its pixels, alpha, metadata, L at both sizes, features."""
+    img = prepared.image
+    arrays = sum(a.nbytes for a in (img.rgb, img.alpha) if a is not None)
+    tensors = sum(t.numel() * t.element_size() for t in (prepared.L, prepared.L_small, *(prepared.features or [])))
+    return arrays + tensors + len(img.exif or b"") + len(img.icc_profile or b"")
+
+
 # ------------------------------------------------------------------------------ middleware
 class RequestGuard:
     """ASGI middleware: caps POST bodies (by Content-Length and while streaming) and refuses
@@ -396,6 +540,7 @@ class ModelOut(BaseModel):
     default_decode: str
     samples: bool = Field(description="whether `samples` > 1 is possible (decoder 'sample')")
     style: bool = Field(description="whether a `style` reference image is accepted (global features)")
+    hints: bool = Field(default=False, description="whether color `hints` are accepted (a hint model)")
     description: str = ""
 
 
@@ -407,6 +552,8 @@ class LimitsOut(BaseModel):
     max_samples: int
     max_queue: int
     formats: list[str]
+    max_hints: int = Field(description="most color hints per request")
+    max_suggestions: int = Field(description="most colors one suggestion request may ask for (`k`)")
 
 
 class ModelsOut(BaseModel):
@@ -456,6 +603,58 @@ class ColorizeOut(BaseModel):
     results: list[SampleOut]
 
 
+_HINTS_DOC = ('color hints: [{"x": 120, "y": 45, "color": "#3050c0"}, ...], x and y in pixels of the photo '
+              "(fractions of its size when both are <= 1 and one is not whole), colors sRGB hex; "
+              "only for models with hints=true")
+_HINTS_EXAMPLE = [{"x": 120, "y": 45, "color": "#3050c0"}]
+
+
+class PhotoOut(BaseModel):
+    """Response of POST /api/photos: the kept photo's id and size."""
+
+    id: str = Field(description="what to put in /api/photos/{photo_id}/...")
+    width: int = Field(description="pixels, upright (EXIF orientation applied): the hints' coordinates")
+    height: int
+    model: str = Field(description="the model it was made ready for")
+
+
+class PhotoColorizeIn(BaseModel):
+    """Body of POST /api/photos/{photo_id}/colorize (every field optional)."""
+
+    hints: list[Any] | None = Field(default=None, description=_HINTS_DOC, examples=[_HINTS_EXAMPLE])
+    model: str | None = Field(default=None, description="a name from GET /api/models (default: the server's)")
+    decode: str | None = Field(default=None, description="decoder (histogram models); default: the model's")
+    seed: int = Field(default=0, description="the generator's seed (decoder 'sample')")
+    format: Literal["png", "jpeg"] = Field(default="png", description="output file format")
+
+
+class SuggestIn(BaseModel):
+    """Body of POST /api/photos/{photo_id}/suggest."""
+
+    x: float = Field(description="the point, in pixels of the photo (as in hints)")
+    y: float
+    k: int = Field(default=6, description="how many colors (at most the limit max_suggestions)")
+    hints: list[Any] | None = Field(default=None, description="the other hints, which the colors should follow; "
+                                    + _HINTS_DOC, examples=[_HINTS_EXAMPLE])
+    model: str | None = Field(default=None, description="a name from GET /api/models (default: the server's)")
+
+
+class ColorOut(BaseModel):
+    """One suggested color."""
+
+    color: str = Field(description="sRGB hex, '#rrggbb', at the photo's own lightness there")
+    probability: float = Field(description="the model's probability of that color (and of those near it)")
+
+
+class SuggestOut(BaseModel):
+    """Response of POST /api/photos/{photo_id}/suggest: colors most likely first."""
+
+    model: str
+    x: float
+    y: float
+    colors: list[ColorOut]
+
+
 class ErrorOut(BaseModel):
     """Every error response."""
 
@@ -465,13 +664,17 @@ class ErrorOut(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text} for code, text in {
-        400: "bad parameter (unknown model, decoder, too many samples, style not supported)",
+        400: "bad parameter (unknown model, decoder, too many samples, style not supported, a bad hint "
+             "or hints for a model that takes none)",
         403: "cross-site request",
         413: "upload over the size cap, or image over the pixel cap",
         422: "not an image, truncated, corrupt, empty, or a malformed form",
         503: "the queue is full; retry after the Retry-After seconds",
     }.items()
 }
+_PHOTO_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 404: {"model": ErrorOut, "description": "no kept photo with that id (never was, or evicted): "
+                                                       "upload it again"}}
 
 
 # ------------------------------------------------------------------------------ the job
@@ -485,6 +688,7 @@ class _Job:
     image: bytes
     image_name: str
     style: bytes | None
+    hints: list[Any] | None = None  # as sent (checked by _hints_in); parsed once the photo's size is known
 
 
 def _client_stem(filename: str | None) -> str:
@@ -547,6 +751,8 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             style = tio.read_image(job.style, max_pixels=limits.max_pixels)
         except tio.ImageError as exc:
             raise _image_error(exc, "the style reference", "style") from None
+    height, width = img.rgb.shape[:2]
+    hints = _parse_hints(job.hints, width, height) if job.hints else None
     colorizer = Colorizer(pool.get(job.model), render_size, job.method)  # third: the decoder
     outputs: list[tuple[int | None, bytes]] = []
     saved: list[str] = []
@@ -560,7 +766,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             options["style"] = style
         try:
             # the already-decoded image goes straight in: colorize() would decode it again
-            result = colorizer.colorize_loaded(img, **options)
+            result = colorizer.colorize_loaded(img, hints=hints, **options)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         except MemoryError:
@@ -575,6 +781,117 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             saved.append(dest.name)
     h, w = img.rgb.shape[:2]
     return (h, w), outputs, saved, notes
+
+
+# ------------------------------------------------------------------------------ hint jobs
+def _hints_in(value: Any, info: ModelInfo, limits: Limits, pool: ModelPool) -> list[Any] | None:
+    """Hints as a client sent them (a form field's JSON text, or a JSON body's list) -> the list,
+    or None for no hint. What can be checked before the photo's size is known is checked here
+    (400 naming ``hints``): JSON, a list, at most ``max_hints``, a model that takes hints."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ApiError(400, f"hints are not valid JSON: {exc}", "hints") from None
+    if isinstance(value, dict) and "hints" in value:
+        value = value["hints"]
+    if not isinstance(value, list):
+        raise ApiError(400, 'hints must be a JSON list such as [{"x": 120, "y": 45, "color": "#3050c0"}]', "hints")
+    if len(value) > limits.max_hints:
+        raise ApiError(400, f"at most {limits.max_hints} hints per request, got {len(value)}", "hints")
+    if value and not info.hints:
+        takers = [i.name for i in pool.infos.values() if i.hints]
+        where = (f"choose one that does: {', '.join(takers)}" if takers
+                 else "this server offers none that does (such as tinct-lite2-hints)")
+        raise ApiError(400, f"model {info.name!r} takes no color hints; {where}", "hints")
+    return value or None
+
+
+def _parse_hints(hints: list[Any] | None, width: int, height: int) -> list[Hint]:
+    """Hints on a ``width`` x ``height`` photo (``tinct.hints.parse_hints``); a bad one is a 400
+    naming the field ``hints`` and the hint by its number."""
+    try:
+        return parse_hints(hints or [], width, height)
+    except HintError as exc:
+        raise ApiError(400, str(exc), "hints") from None
+
+
+def _decode(data: bytes, limits: Limits) -> tio.LoadedImage:
+    """The upload decoded within the pixel cap; 413/422 naming the ``image`` field."""
+    try:
+        return tio.read_image(data, max_pixels=limits.max_pixels)
+    except tio.ImageError as exc:
+        raise _image_error(exc, "the photo", "image") from None
+
+
+@dataclass(frozen=True)
+class _PhotoJob:
+    """What a job on a kept photo needs: the app's parts and the request's model and decoder."""
+
+    pool: ModelPool
+    store: PhotoStore
+    limits: Limits
+    render_size: int
+    model: str
+    method: str | None = None
+
+    def colorizer(self) -> Colorizer:
+        return Colorizer(self.pool.get(self.model), self.render_size, self.method, name=self.model)
+
+    def prepared(self, colorizer: Colorizer, photo: StoredPhoto) -> Prepared:
+        """The photo ready for this model: kept, or decoded and prepared again (then kept)."""
+        return self.store.prepared(photo, self.model, self.render_size,
+                                   lambda data: colorizer.prepare(_decode(data, self.limits)))
+
+
+def _keep_photo(job: _PhotoJob, data: bytes, stem: str) -> StoredPhoto:
+    """Decode an upload (checking it as /api/colorize does), keep it and its ``Prepared`` form
+    for the job's model, so that its first colorization runs only the network's head."""
+    img = _decode(data, job.limits)
+    height, width = img.rgb.shape[:2]
+    try:
+        colorizer = job.colorizer()
+        prepared = colorizer.prepare(img)
+    except MemoryError:
+        raise ApiError(413, "the photo is too large to colorize in this server's memory; try a smaller one",
+                       "image") from None
+    photo = job.store.add(data, stem, width, height)
+    job.store.keep(photo, job.model, job.render_size, prepared)
+    return photo
+
+
+def _colorize_photo(job: _PhotoJob, photo: StoredPhoto, hints: list[Hint], fmt: str, seed: int) -> tuple[bytes, list[str]]:
+    """A kept photo colorized with ``hints`` and encoded as ``fmt`` -> (file, [warnings])."""
+    colorizer = job.colorizer()
+    options: dict[str, Any] = {}
+    if colorizer.method == "sample":
+        options["generator"] = torch.Generator().manual_seed(seed)
+    try:
+        prepared = job.prepared(colorizer, photo)
+        result = colorizer.colorize_loaded(prepared, hints=hints, **options)
+    except HintError as exc:
+        raise ApiError(400, str(exc), "hints") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    except MemoryError:
+        raise ApiError(413, "the photo is too large to colorize in this server's memory; try a smaller one",
+                       "image") from None
+    notes: list[str] = []
+    return _encode(result.to_pil(), fmt, prepared.image, notes), notes
+
+
+def _suggest_colors(job: _PhotoJob, photo: StoredPhoto, x: float, y: float, k: int,
+                    hints: list[Hint]) -> list[dict[str, Any]]:
+    """The ``k`` likeliest colors at (x, y) of a kept photo, given the other ``hints``."""
+    colorizer = job.colorizer()
+    try:
+        return colorizer.suggest(job.prepared(colorizer, photo), x, y, k=k, hints=hints)
+    except HintError as exc:
+        raise ApiError(400, str(exc), "hints") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "model") from None
 
 
 async def _read_upload(upload: UploadFile, cap: int, field: str, what: str) -> bytes:
@@ -630,6 +947,8 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
     app.state.queue = JobQueue(workers=limits.workers, max_waiting=limits.max_queue)
     app.state.render_size = render_size
     app.state.save_dir = out_dir
+    app.state.photos = PhotoStore(limits.max_photos, limits.max_photos_bytes, limits.max_prepared,
+                                  limits.max_prepared_bytes)
 
     app.add_middleware(RequestGuard, max_body=limits.max_request_bytes)
     if allowed_hosts:
@@ -660,10 +979,11 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
             default=p.default,
             models=[ModelOut(name=i.name, title=i.title, arch=i.arch, head=i.head,
                              decode_methods=list(i.decode_methods), default_decode=i.default_decode,
-                             samples=i.samples, style=i.style, description=i.description)
+                             samples=i.samples, style=i.style, hints=i.hints, description=i.description)
                     for i in p.infos.values()],
             limits=LimitsOut(max_upload_bytes=lim.max_upload_bytes, max_pixels=lim.max_pixels,
-                             max_samples=lim.max_samples, max_queue=lim.max_queue, formats=list(_FORMATS)),
+                             max_samples=lim.max_samples, max_queue=lim.max_queue, formats=list(_FORMATS),
+                             max_hints=lim.max_hints, max_suggestions=lim.max_suggestions),
         )
 
     @app.post("/api/colorize", response_model=ColorizeOut, tags=["colorize"], responses={
@@ -680,6 +1000,7 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
         format: Annotated[Literal["png", "jpeg"], Form(description="output file format")] = "png",
         output: Annotated[Literal["json", "image"], Form(
             description="'json': base64 results; 'image': the image file itself (samples=1 only)")] = "json",
+        hints: Annotated[str | None, Form(description="JSON text of " + _HINTS_DOC)] = None,
     ) -> Any:
         """Colorize one photo. Send one request per photo; requests queue for the worker."""
         p: ModelPool = request.app.state.pool
@@ -694,11 +1015,12 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
                            "style")
         if not 0 <= seed < 2**62:
             raise ApiError(400, f"seed must be between 0 and {2**62 - 1}", "seed")
+        hint_list = _hints_in(hints, info, lim, p)
         data = await _read_upload(image, lim.max_upload_bytes, "image", "the photo")
         style_data = await _read_upload(style, lim.max_upload_bytes, "style", "the style reference") \
             if has_style and style is not None else None
         job = _Job(model=info.name, method=method, samples=samples, seed=seed, fmt=format, image=data,
-                   image_name=_client_stem(image.filename), style=style_data)
+                   image_name=_client_stem(image.filename), style=style_data, hints=hint_list)
         queued = time.perf_counter()
         started = 0.0
 
@@ -727,7 +1049,89 @@ def create_app(models: Mapping[str, str | Path] | None = None, *, default_model:
                            elapsed_ms=round((finished - started) * 1000, 1), saved=saved, warnings=notes,
                            results=results)
 
+    _add_photo_routes(app)
     return app
+
+
+def _photo_job(request: Request, model: str, method: str | None = None) -> _PhotoJob:
+    """A job on a kept photo with this app's model pool, photo store, limits and render size."""
+    state = request.app.state
+    return _PhotoJob(state.pool, state.photos, state.limits, state.render_size, model, method)
+
+
+async def _queued(request: Request, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in the app's worker pool; 503 with Retry-After when the queue is full."""
+    try:
+        return await request.app.state.queue.run(fn)
+    except QueueFull as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "2"}) from None
+
+
+def _check_point(x: float, y: float, photo: StoredPhoto) -> None:
+    """A suggestion's point must lie on the photo (pixels, as hints; 400 naming ``x`` or ``y``)."""
+    for name, value, size in (("x", x, photo.width), ("y", y, photo.height)):
+        if not 0 <= value < size + 0.5:
+            raise ApiError(400, f"the point ({x:g}, {y:g}) is outside the {photo.width}x{photo.height} photo", name)
+
+
+def _add_photo_routes(app: FastAPI) -> None:
+    """The color-hint API: keep a photo, colorize it with hints, suggest colors at a point."""
+
+    @app.post("/api/photos", response_model=PhotoOut, tags=["hints"], responses=_ERRORS)
+    async def keep_photo(
+        request: Request,
+        image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, TIFF, WebP or BMP; sniffed)")],
+        model: Annotated[str | None, Form(description="the model to make it ready for (default: the server's)")] = None,
+    ) -> PhotoOut:
+        """Keep a photo on the server to colorize it again as its color hints change, without
+        sending it again. Same limits as /api/colorize; the server keeps the most recent few
+        (see `tinct serve` docs): an evicted id answers 404 and the photo must be sent again."""
+        lim: Limits = request.app.state.limits
+        info = request.app.state.pool.check(model)
+        data = await _read_upload(image, lim.max_upload_bytes, "image", "the photo")
+        stem = _client_stem(image.filename)
+        job = _photo_job(request, info.name)
+        photo = await _queued(request, lambda: _keep_photo(job, data, stem))
+        return PhotoOut(id=photo.id, width=photo.width, height=photo.height, model=info.name)
+
+    @app.post("/api/photos/{photo_id}/colorize", tags=["hints"], response_class=Response, responses={
+        **_PHOTO_ERRORS, 200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the image file"}})
+    async def colorize_photo(request: Request, photo_id: str,
+                             body: Annotated[PhotoColorizeIn | None, Body()] = None) -> Response:
+        """A kept photo colorized with color hints: the image file itself. Only the network's
+        head runs again when the photo was already made ready for the model."""
+        body = body or PhotoColorizeIn()
+        lim: Limits = request.app.state.limits
+        pool: ModelPool = request.app.state.pool
+        photo = request.app.state.photos.get(photo_id)
+        info = pool.check(body.model)
+        method = _check_decode(info, body.decode, 1, lim)
+        if not 0 <= body.seed < 2**62:
+            raise ApiError(400, f"seed must be between 0 and {2**62 - 1}", "seed")
+        hints = _parse_hints(_hints_in(body.hints, info, lim, pool), photo.width, photo.height)
+        job = _photo_job(request, info.name, method)
+        data, notes = await _queued(request, lambda: _colorize_photo(job, photo, hints, body.format, body.seed))
+        _, media_type, ext = _FORMATS[body.format]
+        return Response(data, media_type=media_type, headers={
+            "Content-Disposition": f'attachment; filename="{photo.stem}-color{ext}"',
+            "Cache-Control": "no-store", "X-Tinct-Model": info.name, "X-Tinct-Decode": method,
+            "X-Tinct-Hints": str(len(hints)), **({"X-Tinct-Warning": "; ".join(notes)} if notes else {})})
+
+    @app.post("/api/photos/{photo_id}/suggest", response_model=SuggestOut, tags=["hints"], responses=_PHOTO_ERRORS)
+    async def suggest_colors(request: Request, photo_id: str, body: SuggestIn) -> SuggestOut:
+        """The colors the model finds likeliest at a point of a kept photo (a palette for a hint),
+        most likely first, given the other hints. Histogram models only."""
+        lim: Limits = request.app.state.limits
+        pool: ModelPool = request.app.state.pool
+        photo = request.app.state.photos.get(photo_id)
+        info = pool.check(body.model)
+        if not 1 <= body.k <= lim.max_suggestions:
+            raise ApiError(400, f"k must be between 1 and {lim.max_suggestions}, got {body.k}", "k")
+        _check_point(body.x, body.y, photo)
+        hints = _parse_hints(_hints_in(body.hints, info, lim, pool), photo.width, photo.height)
+        job = _photo_job(request, info.name)
+        colors = await _queued(request, lambda: _suggest_colors(job, photo, body.x, body.y, body.k, hints))
+        return SuggestOut(model=info.name, x=body.x, y=body.y, colors=[ColorOut(**c) for c in colors])
 
 
 def _check_decode(info: ModelInfo, decode: str | None, samples: int, lim: Limits) -> str:
@@ -766,7 +1170,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         field = loc[0] if loc else None
         msg = first.get("msg", "invalid request")
         if first.get("type") == "missing" and field:
-            msg = f"the form has no {field!r} field" + (" (the photo to colorize)" if field == "image" else "")
+            what = "JSON body" if "json" in request.headers.get("content-type", "") else "form"
+            msg = f"the {what} has no {field!r} field" + (" (the photo to colorize)" if field == "image" else "")
         elif field:
             msg = f"{field}: {msg}"
         return JSONResponse({"error": msg, "field": field}, status_code=422)
