@@ -280,3 +280,81 @@ def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):
     assert (out_dir / "a.jpg").is_file()
     with av.open(str(out_dir / "clip.mp4")) as result:
         assert sum(1 for _ in result.decode(video=0)) == 8
+
+
+# ----------------------------------------------------------------------------- errors and bugs
+def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, capsys, tmp_path):
+    import tinct.cli as cli
+
+    assert main(["colorize", str(tmp_path / "missing.jpg"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinct: error:") and "missing.jpg" in err and "Traceback" not in err
+
+    def broken(args):
+        return {}["a programming error"]
+
+    monkeypatch.setattr(cli, "cmd_models", broken)
+    assert main(["models"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError" in err and "this is a bug in tinct" in err
+
+
+# ----------------------------------------------------------------------------- color hints
+def _hint_photo(folder: Path, name: str = "p.png") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    Image.fromarray(np.full((48, 64), 128, np.uint8)).save(path)
+    return path
+
+
+def test_colorize_with_a_hints_file_and_with_auto(tmp_path, tiny_hint_model_path, capsys):
+    photo = _hint_photo(tmp_path / "in")
+    model = str(tiny_hint_model_path)
+    assert main(["colorize", str(photo), "-o", str(tmp_path / "plain"), "-m", model, "-q"]) == 0
+    hints = tmp_path / "red.json"
+    hints.write_text('[{"x": 32, "y": 24, "color": "#e02020"}]')
+    assert main(["colorize", str(photo), "-o", str(tmp_path / "hinted"), "-m", model, "--hints", str(hints), "-q"]) == 0
+    plain = np.asarray(Image.open(tmp_path / "plain" / "p.png"), np.float32)
+    hinted = np.asarray(Image.open(tmp_path / "hinted" / "p.png"), np.float32)
+    assert np.abs(plain - hinted).max() > 1  # the hint changed the colors
+    # auto: <name>.hints.json beside the photo; a photo without one gets none; a bad one fails only its photo
+    (photo.parent / "p.hints.json").write_text(hints.read_text())
+    _hint_photo(photo.parent, "q.png")
+    _hint_photo(photo.parent, "r.png")
+    (photo.parent / "r.hints.json").write_text('[{"x": 999, "y": 1, "color": "#e02020"}]')
+    capsys.readouterr()
+    assert main(["colorize", str(photo.parent), "-o", str(tmp_path / "auto"), "-m", model, "--hints", "auto"]) == 1
+    err = capsys.readouterr().err
+    assert "r.png: hint 1: (999, 1) is outside the 64x48 photo" in err and "2 colorized" in err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto" / "p.png")), hinted.astype(np.uint8))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto" / "q.png")), plain.astype(np.uint8))
+
+
+def test_hints_need_a_hint_model_and_one_photo_per_file(tmp_path, tiny_model_path, tiny_hint_model_path, capsys):
+    photo = _hint_photo(tmp_path / "in")
+    _hint_photo(tmp_path / "in", "second.png")
+    hints = tmp_path / "h.json"
+    hints.write_text('[{"x": 1, "y": 1, "color": "#e02020"}]')
+    assert main(["colorize", str(photo), "-m", str(tiny_model_path), "--hints", str(hints), "-q"]) == 2
+    assert "--hints needs a hint model" in capsys.readouterr().err
+    assert main(["colorize", str(tmp_path / "in"), "-m", str(tiny_hint_model_path), "--hints", str(hints), "-q"]) == 2
+    assert "names the hints of one photo; 2 photos were given" in capsys.readouterr().err
+    hints.write_text("[{")
+    assert main(["colorize", str(photo), "-m", str(tiny_hint_model_path), "--hints", str(hints), "-q"]) == 2
+    assert "hints file" in capsys.readouterr().err
+
+
+def test_suggest_prints_a_palette(tmp_path, tiny_hint_model_path, capsys):
+    import json
+
+    photo = _hint_photo(tmp_path)
+    assert main(["suggest", str(photo), "--at", "10,20", "--k", "3", "-m", str(tiny_hint_model_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("#") and len(line.split()) == 2 for line in lines)
+    assert main(["suggest", str(photo), "--at", "0.5,0.5", "--json", "-m", str(tiny_hint_model_path)]) == 0
+    colors = json.loads(capsys.readouterr().out)
+    assert len(colors) == 6 and {"color", "probability"} <= set(colors[0])
+    assert main(["suggest", str(photo), "--at", "ten,20", "-m", str(tiny_hint_model_path)]) == 2
+    assert "--at ten,20: expected X,Y" in capsys.readouterr().err
+    assert main(["suggest", str(photo), "--at", "100,20", "-m", str(tiny_hint_model_path)]) == 2
+    assert "outside the 64x48 photo" in capsys.readouterr().err

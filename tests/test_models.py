@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinct.errors import UsageError
 from tinct.hypercolumn import HypercolumnProjection, sample_points, upsample_concat
 from tinct.models import build_model, registered_models
 
@@ -63,7 +64,7 @@ def test_frozen_backbone_stays_frozen():
 
 def test_registry():
     assert "hypercolumns" in registered_models()
-    with pytest.raises(KeyError):
+    with pytest.raises(UsageError, match="unknown model architecture 'nope'; known: .*hypercolumns"):
         build_model("nope")
     with pytest.raises(ValueError, match="bad config"):
         build_model("hypercolumns", not_an_option=1)

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import UsageError
+
 __all__ = ["atomic_open", "atomic_path", "write_text", "write_json", "temporary_beside", "replace",
            "default_temp_name"]
 
@@ -99,7 +101,7 @@ def atomic_open(dest: str | os.PathLike[str], mode: str = "wb", temp_name: TempN
                 durable: bool = True, **open_args: Any) -> Iterator[IO[Any]]:
     """``open(dest, mode)`` that only replaces ``dest`` once the block has written all of it."""
     if not mode.startswith("w"):
-        raise ValueError(f"atomic_open writes a whole file: mode must start with 'w', got {mode!r}")
+        raise UsageError(f"atomic_open writes a whole file: mode must start with 'w', got {mode!r}")
     with atomic_path(dest, temp_name, durable) as tmp, open(tmp, mode, **open_args) as fh:
         yield fh
         fh.flush()

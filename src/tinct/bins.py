@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import lab_to_lch, lch_to_lab
+from .errors import UsageError
 
 __all__ = [
     "ab_grid",
@@ -184,7 +185,7 @@ def decode_joint(probs: torch.Tensor, centers: torch.Tensor, method: str = "anne
     elif method == "sample":
         idx = _sample_index(probs, generator)
     else:
-        raise ValueError(f"unknown decode method {method!r} for a joint histogram; use one of {JOINT_METHODS}")
+        raise UsageError(f"unknown decode method {method!r} for a joint histogram; use one of {JOINT_METHODS}")
     return c[idx].permute(0, 3, 1, 2)
 
 
@@ -215,7 +216,7 @@ def decode_marginal(probs: torch.Tensor, centers: torch.Tensor, method: str = "e
         frac = ((0.5 - prev) / mass.clamp_min(1e-12)).clamp(0.0, 1.0)
         lo, hi = e[k], e[k + 1]
         return lo + frac * (hi - lo)
-    raise ValueError(f"unknown decode method {method!r} for a marginal histogram; use one of {MARGINAL_METHODS}")
+    raise UsageError(f"unknown decode method {method!r} for a marginal histogram; use one of {MARGINAL_METHODS}")
 
 
 def _finite_edges(centers: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
@@ -246,7 +247,7 @@ def decode_hue(probs: torch.Tensor, centers: torch.Tensor, method: str = "expect
         fade = (torch.hypot(re, im) / eta).clamp(max=1.0).unsqueeze(1)
         return hue, fade
     if method == "median":
-        raise ValueError("the median is undefined for a circular hue histogram; use expectation")
+        raise UsageError("the median is undefined for a circular hue histogram; use expectation")
     hue = decode_marginal(probs, centers, method, temperature, generator)
     return hue, torch.ones_like(hue)
 

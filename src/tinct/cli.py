@@ -1,8 +1,10 @@
-"""The ``tinct`` command line: colorize | train | evaluate | models (and serve/export when installed).
+"""The ``tinct`` command line: colorize | suggest | train | evaluate | models | export | serve.
 
-Every user-caused error, and every warning, is one line on stderr (never a traceback);
-``colorize`` goes on past a bad file, keeps outputs that exist (counted in its summary, not
-failures) and exits 1 if any file failed. Run ``tinct COMMAND --help`` for each command's flags.
+Every user-caused error (a ``tinct.errors.TinctError``, or the system refusing a file) and every
+warning is one line on stderr, exit code 2; anything else is a bug and keeps its traceback, with
+a line asking to report it (exit code 3). ``colorize`` goes on past a bad file, keeps outputs
+that exist (counted in its summary, not failures) and exits 1 if any file failed. Imports are
+lazy: ``tinct --help`` does not import torch. Run ``tinct COMMAND --help`` for each command's flags.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import os
 import re
 import sys
 import time
+import traceback
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import TinctError, UsageError
+
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
+class UserError(UsageError):
+    """A bad combination of command-line flags; printed as one line."""
 
 
 # ----------------------------------------------------------------------------- colorize
@@ -399,11 +404,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_opset(args.opset)
     if out.suffix.lower() != ".onnx":
-        raise ValueError(f"--out {args.out}: the file name must end in .onnx")
+        raise UsageError(f"--out {args.out}: the file name must end in .onnx")
     if out.is_dir():
-        raise ValueError(f"--out {args.out} is a folder; name the .onnx file")
+        raise UsageError(f"--out {args.out} is a folder; name the .onnx file")
     if out.exists() and not args.overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite to replace it")
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
     model = load_model(args.model)
     export_onnx(model, out, opset=args.opset)
     with torch.no_grad():
@@ -560,18 +565,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would blame the top-level parser: show the command's own usage instead
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    from .imageio import ImageError
-
     with one_line_messages(args):
         try:
             return args.func(args)
         except KeyboardInterrupt:
             print("tinct: interrupted", file=sys.stderr)
             return 130
-        except (UserError, ImageError, ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"tinct: error: {msg}", file=sys.stderr)
+        except TinctError as exc:  # the user's to fix: one line
+            print(f"tinct: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except OSError as exc:  # the system refused (permissions, full disk, missing path): one line naming it
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            print(f"tinct: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except Exception:
+            traceback.print_exc()
+            print(f"tinct: internal error: this is a bug in {_version()}, not something you did; please report "
+                  "it with the traceback above and the command you ran", file=sys.stderr)
+            return EXIT_BUG
 
 
 # ----------------------------------------------------------------------------- messages

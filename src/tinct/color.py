@@ -21,6 +21,8 @@ import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
 from kornia.color import rgb_to_lab as _kornia_rgb_to_lab
 
+from .errors import UsageError
+
 __all__ = [
     "rgb_to_lab",
     "lab_to_rgb",
@@ -51,7 +53,7 @@ def _check(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 3 or x.shape[-3] != 3:
-        raise ValueError(f"expected a tensor shaped (*, 3, H, W), got {tuple(x.shape)}")
+        raise UsageError(f"expected a tensor shaped (*, 3, H, W), got {tuple(x.shape)}")
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from PIL import Image, ImageOps
 
 from .atomic import atomic_open, write_json
 from .data import inspect_images
+from .errors import MissingFileError, SetupError, UsageError
 
 __all__ = ["CorpusSource", "CorpusRecipe", "CorpusPhoto", "load_recipe", "extract", "build",
            "read_manifest", "dhash", "near_duplicates", "MIN_SIDE", "NEAR_DUPLICATE_BITS"]
@@ -89,23 +90,23 @@ def load_recipe(path: str | Path) -> CorpusRecipe:
         name = s.get("name") or f"#{i}"
         unknown = set(s) - set(CorpusSource.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"corpus source {name}: unknown keys {', '.join(sorted(unknown))}")
+            raise UsageError(f"corpus source {name}: unknown keys {', '.join(sorted(unknown))}")
         if not s.get("paths") or not s.get("licence"):
-            raise ValueError(f"corpus source {name}: needs paths and licence")
+            raise UsageError(f"corpus source {name}: needs paths and licence")
         if bool(s.get("repo")) != bool(s.get("commit")):
-            raise ValueError(f"corpus source {name}: a repo needs its pinned commit (and a commit its repo)")
+            raise UsageError(f"corpus source {name}: a repo needs its pinned commit (and a commit its repo)")
         if name in seen:
-            raise ValueError(f"corpus source {name} is listed twice")
+            raise UsageError(f"corpus source {name} is listed twice")
         if not float(s.get("weight", 1.0)) > 0:
-            raise ValueError(f"corpus source {name}: weight must be positive")
+            raise UsageError(f"corpus source {name}: weight must be positive")
         seen.add(name)
         sources.append(CorpusSource(**{**s, "paths": [str(x) for x in s["paths"]],
                                        "exclude": [str(x) for x in s.get("exclude") or []]}))
     if not sources:
-        raise ValueError(f"{p}: the recipe lists no sources")
+        raise UsageError(f"{p}: the recipe lists no sources")
     val = float((raw.get("split") or {}).get("val", 0.04))
     if not 0.0 <= val < 1.0:
-        raise ValueError(f"{p}: split.val must be in [0, 1), got {val}")
+        raise UsageError(f"{p}: split.val must be in [0, 1), got {val}")
     mirror = Path(os.path.expanduser(str(raw.get("mirror", "/work/.mirror"))))
     return CorpusRecipe(sources, mirror, val, base=Path.cwd())
 
@@ -133,7 +134,7 @@ def extract(recipe: CorpusRecipe, into: Path, progress: bool = True) -> dict[str
             continue
         git = _git_dir(recipe, s)
         if not git.is_dir():
-            raise FileNotFoundError(f"source {s.name}: no snapshot at {git}; bring it with the search tool's "
+            raise MissingFileError(f"source {s.name}: no snapshot at {git}; bring it with the search tool's "
                                     f"fetch github:{s.repo}")
         dest.mkdir(parents=True, exist_ok=True)
         if progress:
@@ -143,7 +144,7 @@ def extract(recipe: CorpusRecipe, into: Path, progress: bool = True) -> dict[str
         untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
         archive.stdout.close()
         if archive.wait() != 0 or untar.returncode != 0:
-            raise RuntimeError(f"source {s.name}: git archive of {s.commit} failed "
+            raise SetupError(f"source {s.name}: git archive of {s.commit} failed "
                                f"({untar.stderr.decode(errors='replace').strip()[:200]})")
         marker.write_text(s.commit)
         counts[s.name] = sum(1 for _ in _photos_of(recipe, s, into))
@@ -158,7 +159,7 @@ def _photos_of(recipe: CorpusRecipe, source: CorpusSource, into: Path):
     for rel in source.paths:
         root = (base / rel) if source.repo else (recipe.base / os.path.expanduser(rel))
         if not root.is_dir():
-            raise FileNotFoundError(f"source {source.name}: folder not found: {root}"
+            raise MissingFileError(f"source {source.name}: folder not found: {root}"
                                     + (" (run extract first)" if source.repo else ""))
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
@@ -271,7 +272,7 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[CorpusPhot
     """The photos of a corpus manifest (``build``'s output), optionally only one split."""
     p = Path(os.path.expanduser(str(path)))
     if not p.is_file():
-        raise FileNotFoundError(f"corpus manifest not found: {p} (build it with python -m tinct.corpus build)")
+        raise MissingFileError(f"corpus manifest not found: {p} (build it with python -m tinct.corpus build)")
     photos = [CorpusPhoto(**json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
     return [ph for ph in photos if split is None or ph.split == split]
 

@@ -40,6 +40,7 @@ from PIL import Image, ImageOps
 from .atomic import write_json
 from .cache import cache_dir
 from .color import rgb_to_lab
+from .errors import MissingFileError, UsageError
 
 __all__ = [
     "ManifestEntry",
@@ -93,7 +94,7 @@ class Manifest:
     def load(cls, path: Path) -> Manifest:
         data = json.loads(path.read_text())
         if data.get("version") != MANIFEST_VERSION:
-            raise ValueError(f"{path}: manifest version {data.get('version')} is not {MANIFEST_VERSION}")
+            raise UsageError(f"{path}: manifest version {data.get('version')} is not {MANIFEST_VERSION}")
         return cls([ManifestEntry(**e) for e in data["entries"]], data["classes"], data["dropped"], data["roots"])
 
 
@@ -115,7 +116,7 @@ def _split_for(key: str, fractions: tuple[float, float, float]) -> str:
 def check_train_fraction(fraction: float) -> float:
     """``fraction`` if it is a valid ``data.train_fraction`` (in (0, 1]), else a clear ValueError."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"data.train_fraction must be in (0, 1], got {fraction}")
+        raise UsageError(f"data.train_fraction must be in (0, 1], got {fraction}")
     return fraction
 
 
@@ -126,9 +127,9 @@ def check_crop_scale(crop_scale) -> tuple[float, float] | None:
     try:
         lo, hi = (float(x) for x in crop_scale)
     except (TypeError, ValueError):
-        raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {crop_scale!r}") from None
+        raise UsageError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {crop_scale!r}") from None
     if not 0.0 < lo <= hi <= 1.0:
-        raise ValueError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {[lo, hi]}")
+        raise UsageError(f"crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {[lo, hi]}")
     return lo, hi
 
 
@@ -244,7 +245,7 @@ def build_manifest(roots: Iterable[str | Path], cache: str | Path | None = None,
     roots = [Path(r).expanduser().resolve() for r in roots]
     for r in roots:
         if not r.is_dir():
-            raise FileNotFoundError(f"data folder not found: {r}")
+            raise MissingFileError(f"data folder not found: {r}")
     cache_path = Path(cache) if cache else None
     key = [str(r) for r in roots]
     if cache_path and cache_path.is_file():
@@ -327,9 +328,9 @@ class CropDataset(torch.utils.data.Dataset):
     def __init__(self, entries: list[ManifestEntry], size: int = 224, resize: int = 256,
                  train: bool = True, seed: int = 0, crop_scale: tuple[float, float] | None = None):
         if not entries:
-            raise ValueError("no images to train on: the data folders are empty or every image was filtered out")
+            raise UsageError("no images to train on: the data folders are empty or every image was filtered out")
         if resize < size:
-            raise ValueError(f"resize ({resize}) must be >= crop size ({size})")
+            raise UsageError(f"resize ({resize}) must be >= crop size ({size})")
         self.entries = entries
         self.size, self.resize, self.train, self.seed = size, resize, train, seed
         self.crop_scale = check_crop_scale(crop_scale)

@@ -36,6 +36,7 @@ from PIL import Image
 from . import imageio as tio
 from . import metrics as M
 from .color import lab_to_rgb, rgb_to_lab
+from .errors import MissingFileError, UsageError
 
 __all__ = ["evaluate", "load_eval_set", "parse_spec", "IMAGENETTE_WNIDS", "BASELINES"]
 
@@ -78,14 +79,14 @@ def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None
                 items.append((f, IMAGENETTE_WNIDS.get(f.parent.name, -1), f"{ph.source}/{f.name}", ph.source))
             continue
         if not root.is_dir():
-            raise FileNotFoundError(f"evaluation folder not found: {root}")
+            raise MissingFileError(f"evaluation folder not found: {root}")
         for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
             wnid = f.parent.name
             items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}", root.name))
     if limit and limit < len(items):  # an evenly spaced subset, so every class folder is represented
         items = [items[int(i * len(items) / limit)] for i in range(limit)]
     if not items:
-        raise ValueError(f"no photos found in {', '.join(map(str, folders))}")
+        raise UsageError(f"no photos found in {', '.join(map(str, folders))}")
     return [{"name": name, "truth": square_photo(f, size), "label": label, "group": group}
             for f, label, name, group in items]
 
@@ -137,13 +138,13 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, float]]:
     options: dict[str, float] = {}
     if value:
         if method != "annealed":
-            raise ValueError(f"{spec!r}: only the annealed decoder takes a value (its temperature)")
+            raise UsageError(f"{spec!r}: only the annealed decoder takes a value (its temperature)")
         try:
             options["temperature"] = float(value)
         except ValueError:
-            raise ValueError(f"{spec!r}: the temperature must be a number, got {value!r}") from None
+            raise UsageError(f"{spec!r}: the temperature must be a number, got {value!r}") from None
         if not options["temperature"] > 0:
-            raise ValueError(f"{spec!r}: the temperature must be positive")
+            raise UsageError(f"{spec!r}: the temperature must be positive")
     return name, method or None, options
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .defaults import DEFAULT_OPSET, MIN_OPSET
+from .errors import SetupError, UsageError
 from .models.base import ColorModel
 from .runtime import INPUT_NAME, onnx_session, require_module
 
@@ -50,7 +51,7 @@ def _max_opset() -> int:
 def check_opset(opset: int) -> int:
     hi = _max_opset()
     if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= hi:
-        raise ValueError(f"opset must be an integer from {MIN_OPSET} to {hi}, got {opset!r}")
+        raise UsageError(f"opset must be an integer from {MIN_OPSET} to {hi}, got {opset!r}")
     return opset
 
 
@@ -86,7 +87,7 @@ def _compare(session: Any, model: ColorModel, keys: Sequence[str], L: torch.Tens
     for k, o in zip(keys, outs):
         r = ref[k].float().cpu().numpy()
         if o.shape != r.shape:
-            raise RuntimeError(f"exported output {k!r} has shape {o.shape} for input {tuple(L.shape)}, "
+            raise SetupError(f"exported output {k!r} has shape {o.shape} for input {tuple(L.shape)}, "
                                f"PyTorch gives {r.shape}")
         errors[k] = float(np.abs(o - r).max() / max(1.0, float(np.abs(r).max())))
     return errors
@@ -137,7 +138,7 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
                                       do_constant_folding=True, dynamo=False)
             except Exception as exc:  # noqa: BLE001 - the exporter raises many types
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise RuntimeError(f"could not export model {model.arch!r} to ONNX: {first}") from exc
+                raise SetupError(f"could not export model {model.arch!r} to ONNX: {first}") from exc
             proto = onnx.load(tmp)
             meta = {"tinct.arch": model.arch, "tinct.outputs": json.dumps(keys), "tinct.pad_multiple": str(m),
                     "tinct.config": json.dumps(model.config, default=str), "tinct.input": "L (B,1,H,W) in [0,100]"}
@@ -152,7 +153,7 @@ def export_onnx(model: ColorModel, path: str | Path, opset: int = DEFAULT_OPSET,
                 errors = _compare(onnx_session(tmp), model, keys, check_L)
                 bad = {k: e for k, e in errors.items() if not e <= VERIFY_RTOL}
                 if bad:
-                    raise RuntimeError(f"the exported ONNX graph differs from PyTorch at {tuple(check_L.shape)}: "
+                    raise SetupError(f"the exported ONNX graph differs from PyTorch at {tuple(check_L.shape)}: "
                                        + ", ".join(f"{k} relative error {e:.2g}" for k, e in bad.items()))
                 log.info("exported %s to %s; max relative error %s", model.arch, path, errors)
     finally:

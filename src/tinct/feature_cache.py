@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_open, write_json
+from .errors import MissingFileError, UsageError
 
 __all__ = ["crops_for_weight", "plan_crops", "build_feature_cache", "CachedCrops", "cache_is_complete",
            "cache_photo_indices"]
@@ -107,7 +108,7 @@ def build_feature_cache(model: Any, entries: list, weights: list[float], cache_d
         if _is_superset(d, was, key, [e.path for e in entries]):
             return d
         diff = sorted(k for k in key if was.get(k) != key[k])
-        raise ValueError(f"feature cache {d} was made with other settings ({', '.join(diff)} differ); "
+        raise UsageError(f"feature cache {d} was made with other settings ({', '.join(diff)} differ); "
                          "remove it or name another feature_cache folder")
     model.eval()
     with torch.no_grad():
@@ -201,7 +202,7 @@ def cache_photo_indices(cache_dir: str | Path, paths: list[str]) -> set[int]:
     index = {p: i for i, p in enumerate(listed)}
     missing = [p for p in paths if p not in index]
     if missing:
-        raise ValueError(f"feature cache {cache_dir} has no crops of {len(missing)} photo(s), e.g. {missing[0]}")
+        raise UsageError(f"feature cache {cache_dir} has no crops of {len(missing)} photo(s), e.g. {missing[0]}")
     return {index[p] for p in paths}
 
 
@@ -230,7 +231,7 @@ class CachedCrops(torch.utils.data.Dataset):
             self.meta = json.loads((d / "meta.json").read_text())
             done = json.loads((d / "progress.json").read_text())["done"]
         except (OSError, ValueError, KeyError) as exc:
-            raise FileNotFoundError(f"no feature cache in {d} ({exc})") from None
+            raise MissingFileError(f"no feature cache in {d} ({exc})") from None
         written = min(done, self.meta["crops"])
         if photos is None:
             self.index = np.arange(written)
@@ -239,7 +240,7 @@ class CachedCrops(torch.utils.data.Dataset):
             self.index = np.flatnonzero(np.isin(plan, np.fromiter(photos, dtype=np.int64)))
         self.n = len(self.index)
         if self.n < 1:
-            raise ValueError(f"feature cache {d} holds no crops " + ("yet" if photos is None else "of these photos"))
+            raise UsageError(f"feature cache {d} holds no crops " + ("yet" if photos is None else "of these photos"))
         self.levels = [np.load(d / f"level{i}.npy", mmap_mode="r") for i in range(len(self.meta["shapes"]))]
         self.L = np.load(d / "L.npy", mmap_mode="r")
         self.ab = np.load(d / "ab.npy", mmap_mode="r")

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .errors import UsageError
+
 __all__ = ["Hint", "HintError", "parse_hints", "load_hints", "hint_ab", "render_hints", "simulate_hints",
            "HINT_PATCH", "color_hex"]
 
@@ -35,7 +37,7 @@ HINT_PATCH = 5  # side, in network-input pixels, of the square a user hint cover
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
-class HintError(ValueError):
+class HintError(UsageError):
     """A hint that cannot be used (out of the photo, unparsable color, bad JSON)."""
 
 

@@ -40,6 +40,8 @@ from scipy.ndimage import gaussian_filter
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
+from .errors import UsageError
+
 __all__ = [
     "METRIC_KEYS",
     "ab_bin_index",
@@ -77,7 +79,7 @@ def _check_rgb_u8(x: np.ndarray, name: str) -> np.ndarray:
     if x.dtype != np.uint8:
         raise TypeError(f"{name} must be an sRGB uint8 array, got dtype {x.dtype}")
     if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be shaped (H, W, 3), got {x.shape}")
+        raise UsageError(f"{name} must be shaped (H, W, 3), got {x.shape}")
     return x
 
 
@@ -85,16 +87,16 @@ def _check_rgb_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.
     pred = _check_rgb_u8(pred, "pred_rgb_u8")
     true = _check_rgb_u8(true, "true_rgb_u8")
     if pred.shape != true.shape:
-        raise ValueError(f"shape mismatch: pred {pred.shape} vs true {true.shape}")
+        raise UsageError(f"shape mismatch: pred {pred.shape} vs true {true.shape}")
     return pred, true
 
 
 def _check_ab(x: np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 2 or x.shape[-1] != 2:
-        raise ValueError(f"{name} must be shaped (H, W, 2) or (N, 2), got {x.shape}")
+        raise UsageError(f"{name} must be shaped (H, W, 2) or (N, 2), got {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains non-finite values")
+        raise UsageError(f"{name} contains non-finite values")
     return x
 
 
@@ -102,7 +104,7 @@ def _check_ab_pair(pred_ab: np.ndarray, true_ab: np.ndarray) -> tuple[np.ndarray
     pred_ab = _check_ab(pred_ab, "pred_ab")
     true_ab = _check_ab(true_ab, "true_ab")
     if pred_ab.shape != true_ab.shape:
-        raise ValueError(f"shape mismatch: pred_ab {pred_ab.shape} vs true_ab {true_ab.shape}")
+        raise UsageError(f"shape mismatch: pred_ab {pred_ab.shape} vs true_ab {true_ab.shape}")
     return pred_ab, true_ab
 
 
@@ -217,11 +219,11 @@ def _qssim_map(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     (index exactly 1).
     """
     if pred.shape != true.shape:
-        raise ValueError(f"shape mismatch: pred {pred.shape} vs true {true.shape}")
+        raise UsageError(f"shape mismatch: pred {pred.shape} vs true {true.shape}")
     h, w, _ = pred.shape
     r = _QSSIM_RADIUS
     if min(h, w) < 2 * r + 1:
-        raise ValueError(f"qssim needs images of at least 11x11 pixels, got {h}x{w}")
+        raise UsageError(f"qssim needs images of at least 11x11 pixels, got {h}x{w}")
     # Vector (i, j, k) parts of the pure quaternions, in [0, 1].
     # (Channel-first C-contiguous copies: elementwise work on strided views is several x slower.)
     a0, a1, a2 = np.moveaxis(pred, -1, 0).astype(np.float64, order="C") / 255.0
@@ -272,7 +274,7 @@ def _auc_from_hist(hist: np.ndarray, max_threshold: int) -> float:
     """
     total = float(hist.sum())
     if total <= 0.0:
-        raise ValueError("AuC needs a positive total pixel weight")
+        raise UsageError("AuC needs a positive total pixel weight")
     accuracy = np.cumsum(hist[: max_threshold + 1]) / total  # accuracy(t), t = 0..max_threshold
     return float(accuracy.mean() * 100.0)
 
@@ -287,7 +289,7 @@ def _threshold_index(pred_ab: np.ndarray, true_ab: np.ndarray, max_threshold: in
 
 def _check_threshold(max_threshold: int) -> int:
     if int(max_threshold) != max_threshold or max_threshold < 0:
-        raise ValueError(f"max_threshold must be a non-negative integer, got {max_threshold}")
+        raise UsageError(f"max_threshold must be a non-negative integer, got {max_threshold}")
     return int(max_threshold)
 
 
@@ -320,9 +322,9 @@ def auc_raw_accuracy(
     if weights is not None:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != pred_ab.shape[:-1]:
-            raise ValueError(f"weights must be shaped {pred_ab.shape[:-1]}, got {w.shape}")
+            raise UsageError(f"weights must be shaped {pred_ab.shape[:-1]}, got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("weights must be finite and non-negative")
+            raise UsageError("weights must be finite and non-negative")
         w = w.reshape(-1)
     hist = np.bincount(k, weights=w, minlength=max_threshold + 2)
     return _auc_from_hist(hist, max_threshold)
@@ -330,7 +332,7 @@ def auc_raw_accuracy(
 
 def _n_bins(bin_size: float) -> int:
     if bin_size <= 0:
-        raise ValueError(f"bin_size must be positive, got {bin_size}")
+        raise UsageError(f"bin_size must be positive, got {bin_size}")
     return math.ceil(2 * AB_LIMIT / bin_size - 1e-9)
 
 
@@ -357,19 +359,19 @@ def _prior_array(prior: Mapping[object, float] | np.ndarray | Sequence[float], n
             if isinstance(key, tuple):
                 ia, ib = key
                 if not (0 <= ia < n and 0 <= ib < n):
-                    raise ValueError(f"prior key {key} outside the {n}x{n} grid")
+                    raise UsageError(f"prior key {key} outside the {n}x{n} grid")
                 arr[int(ia) * n + int(ib)] += float(freq)
             else:
                 if not 0 <= int(key) < n * n:
-                    raise ValueError(f"prior key {key} outside 0..{n * n - 1}")
+                    raise UsageError(f"prior key {key} outside 0..{n * n - 1}")
                 arr[int(key)] += float(freq)
     else:
         arr = np.asarray(prior, dtype=np.float64)
         if arr.shape not in ((n * n,), (n, n)):
-            raise ValueError(f"prior array must be shaped ({n * n},) or ({n}, {n}), got {arr.shape}")
+            raise UsageError(f"prior array must be shaped ({n * n},) or ({n}, {n}), got {arr.shape}")
         arr = arr.reshape(-1).copy()
     if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
-        raise ValueError("prior frequencies must be finite, non-negative and not all zero")
+        raise UsageError("prior frequencies must be finite, non-negative and not all zero")
     return arr / arr.sum()
 
 
@@ -395,7 +397,7 @@ def ab_prior(true_abs: Iterable[np.ndarray], bin_size: float = 10.0) -> np.ndarr
         ab = _check_ab(ab, "true_ab")
         counts += np.bincount(ab_bin_index(ab, bin_size).reshape(-1), minlength=n * n)
     if counts.sum() <= 0:
-        raise ValueError("ab_prior needs at least one pixel")
+        raise UsageError("ab_prior needs at least one pixel")
     return counts / counts.sum()
 
 
@@ -432,7 +434,7 @@ def rebalancing_weights(
     else:
         freq = _prior_array(prior, n)
         if np.any(freq[idx] <= 0):
-            raise ValueError("prior has zero frequency for a bin occupied by true_ab")
+            raise UsageError("prior has zero frequency for a bin occupied by true_ab")
     return _bin_weights(freq)[idx]
 
 
@@ -496,13 +498,13 @@ def pooled_auc(
         joint += np.bincount(k * n_c + c, minlength=n * n * n_c)
     joint = joint.reshape(n * n, n_c)
     if joint.sum() <= 0:
-        raise ValueError("pooled_auc needs at least one pixel")
+        raise UsageError("pooled_auc needs at least one pixel")
     if not rebalanced:
         return _auc_from_hist(joint.sum(0), max_threshold)
     occupied = joint.sum(1) > 0
     freq = joint.sum(1) if prior is None else _prior_array(prior, n)
     if np.any(freq[occupied] <= 0):
-        raise ValueError("prior has zero frequency for a bin occupied by the ground truth")
+        raise UsageError("prior has zero frequency for a bin occupied by the ground truth")
     w = _bin_weights(freq)
     return _auc_from_hist((w[:, None] * joint).sum(0), max_threshold)
 
@@ -538,7 +540,7 @@ def ciede2000_lab(pred_lab: np.ndarray, true_lab: np.ndarray) -> float:
     pred_lab = np.asarray(pred_lab, dtype=np.float64)
     true_lab = np.asarray(true_lab, dtype=np.float64)
     if pred_lab.shape != true_lab.shape or pred_lab.shape[-1:] != (3,):
-        raise ValueError(f"expected two equal (..., 3) Lab arrays, got {pred_lab.shape} and {true_lab.shape}")
+        raise UsageError(f"expected two equal (..., 3) Lab arrays, got {pred_lab.shape} and {true_lab.shape}")
     return float(np.mean(deltaE_ciede2000(pred_lab, true_lab, channel_axis=-1)))
 
 
@@ -585,7 +587,7 @@ def image_metrics(pred_rgb_u8: np.ndarray, true_rgb_u8: np.ndarray,
     """
     unknown = set(keys) - set(METRIC_KEYS)
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; choose from {', '.join(METRIC_KEYS)}")
+        raise UsageError(f"unknown metric(s) {', '.join(sorted(unknown))}; choose from {', '.join(METRIC_KEYS)}")
     pred, true = _check_rgb_pair(pred_rgb_u8, true_rgb_u8)
     pred_lab = rgb2lab(pred)
     true_lab = rgb2lab(true)
@@ -614,11 +616,11 @@ def aggregate(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
     for that.
     """
     if len(results) == 0:
-        raise ValueError("aggregate needs at least one result")
+        raise UsageError("aggregate needs at least one result")
     keys = list(results[0].keys())
     for r in results:
         if set(r.keys()) != set(keys):
-            raise ValueError(f"inconsistent keys: {sorted(r.keys())} vs {sorted(keys)}")
+            raise UsageError(f"inconsistent keys: {sorted(r.keys())} vs {sorted(keys)}")
     return {k: float(np.mean([float(r[k]) for r in results])) for k in keys}
 
 
@@ -636,5 +638,5 @@ def top1_accuracy(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.
     logits = np.asarray(logits)
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],) or logits.shape[0] == 0:
-        raise ValueError(f"expected logits (N, C) and labels (N,) with N > 0, got {logits.shape}, {labels.shape}")
+        raise UsageError(f"expected logits (N, C) and labels (N,) with N > 0, got {logits.shape}, {labels.shape}")
     return float(np.mean(np.argmax(logits, axis=1) == labels) * 100.0)

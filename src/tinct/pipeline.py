@@ -35,6 +35,7 @@ from PIL import Image
 from . import imageio as tio
 from .color import lab_to_rgb_in_gamut, lightness
 from .defaults import DEFAULT_RENDER_SIZE
+from .errors import UsageError
 from .hints import Hint, color_hex, parse_hints, render_hints
 from .models.base import ColorModel
 from .runtime import Runtime, load_runtime
@@ -104,9 +105,9 @@ class Colorizer:
         decode = decode_argument(decode, method)
         self.name = name or model_name(model.model if isinstance(model, Runtime) else model)
         if render_size < 32:
-            raise ValueError(f"render size must be at least 32 pixels, got {render_size}")
+            raise UsageError(f"render size must be at least 32 pixels, got {render_size}")
         if device != "cpu" and backend == "onnx":
-            raise ValueError("the onnx backend runs on the CPU; use the torch backend for another device")
+            raise UsageError("the onnx backend runs on the CPU; use the torch backend for another device")
         if isinstance(model, (str, Path)) and device != "cpu":
             from . import load_model
 
@@ -123,9 +124,9 @@ class Colorizer:
         choices = self.model.decode_methods
         if method is not None and method not in choices:
             if choices == ("identity",):  # the network predicts colors; there is nothing to decode
-                raise ValueError(f"model {self.name!r} predicts colors directly, so it has no decoder to choose; "
+                raise UsageError(f"model {self.name!r} predicts colors directly, so it has no decoder to choose; "
                                  f"got {method!r}")
-            raise ValueError(f"model {self.name!r} decodes with {', '.join(choices)}; got {method!r}")
+            raise UsageError(f"model {self.name!r} decodes with {', '.join(choices)}; got {method!r}")
         return self.model.check_method(method)
 
     # -- core -----------------------------------------------------------------------------
@@ -163,9 +164,9 @@ class Colorizer:
         if not parsed:
             return None
         if "hints" not in self.model.forward_options:
-            raise ValueError(f"model {self.name!r} takes no color hints; use a hint model such as tinct-lite2-hints")
+            raise UsageError(f"model {self.name!r} takes no color hints; use a hint model such as tinct-lite2-hints")
         if "hints" not in self.runtime.forward_options:
-            raise ValueError(f"the {self.runtime.name} runtime cannot take color hints; use the torch backend")
+            raise UsageError(f"the {self.runtime.name} runtime cannot take color hints; use the torch backend")
         return render_hints(parsed, tuple(prepared.L_small.shape[-2:]), (H, W)).to(self.device)
 
     def predict_small(self, L_full: torch.Tensor | Prepared, with_confidence: bool = False, with_pred: bool = False,
@@ -243,7 +244,7 @@ class Colorizer:
         are <= 1). With ``hints`` the distribution is the one that follows them.
         """
         if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+            raise UsageError(f"k must be at least 1, got {k}")
         prepared = self.prepare(image)
         H, W = prepared.L.shape[-2:]
         (point,) = parse_hints([{"x": x, "y": y, "color": "#000000"}], W, H)
@@ -255,7 +256,7 @@ class Colorizer:
             pred = self.predict_small(prepared, with_pred=True, **options)["pred"]
             dist = self.model.color_distribution(pred)
             if dist is None:
-                raise ValueError(f"model {self.name!r} predicts colors directly, so it has no palette to suggest")
+                raise UsageError(f"model {self.name!r} predicts colors directly, so it has no palette to suggest")
             probs, centers = dist
             gh, gw = probs.shape[-2:]
             h, w = prepared.L_small.shape[-2:]
@@ -273,9 +274,9 @@ class Colorizer:
         declare ``style_L`` in ``forward_options``; others refuse a style.
         """
         if "style_L" not in self.model.forward_options:
-            raise ValueError(f"model {self.name!r} has no global features, so it cannot take a style reference")
+            raise UsageError(f"model {self.name!r} has no global features, so it cannot take a style reference")
         if "style_L" not in self.runtime.forward_options:
-            raise ValueError(f"the {self.runtime.name} runtime cannot take a style reference; use the torch backend")
+            raise UsageError(f"the {self.runtime.name} runtime cannot take a style reference; use the torch backend")
         ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
         L = lightness_of(ref.rgb)
         h, w = render_shape(*L.shape[-2:], self.render_size)

@@ -38,6 +38,7 @@ import torch
 
 from .cache import cache_dir
 from .defaults import DEFAULT_OPSET
+from .errors import MissingFileError, SetupError, UsageError
 from .models.base import ColorModel, Prediction
 
 __all__ = ["Runtime", "TorchRuntime", "OnnxRuntime", "load_runtime", "onnx_session", "onnx_cache_dir",
@@ -96,25 +97,25 @@ class OnnxRuntime(Runtime):
         super().__init__(model)
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
-            raise FileNotFoundError(f"ONNX file not found: {self.onnx_path}")
+            raise MissingFileError(f"ONNX file not found: {self.onnx_path}")
         self.session = onnx_session(self.onnx_path, threads)
         inputs = [i.name for i in self.session.get_inputs()]
         if inputs != [INPUT_NAME]:
-            raise ValueError(f"{self.onnx_path}: expected one input named {INPUT_NAME!r}, found {inputs}")
+            raise UsageError(f"{self.onnx_path}: expected one input named {INPUT_NAME!r}, found {inputs}")
         self.output_names = [o.name for o in self.session.get_outputs()]
         arch = self.session.get_modelmeta().custom_metadata_map.get("tinct.arch")
         if arch is not None and arch != model.arch:
-            raise ValueError(f"{self.onnx_path} was exported from a {arch!r} model, not {model.arch!r}")
+            raise UsageError(f"{self.onnx_path} was exported from a {arch!r} model, not {model.arch!r}")
 
     def forward(self, L: torch.Tensor, **options: Any) -> Prediction:
         if options:
-            raise ValueError(f"the onnx runtime takes L only, not {', '.join(options)}; use the torch backend")
+            raise UsageError(f"the onnx runtime takes L only, not {', '.join(options)}; use the torch backend")
         if L.dim() != 4 or L.shape[1] != 1:
-            raise ValueError(f"L must be shaped (B,1,H,W), got {tuple(L.shape)}")
+            raise UsageError(f"L must be shaped (B,1,H,W), got {tuple(L.shape)}")
         m = self.model.pad_multiple
         H, W = L.shape[-2:]
         if H % m or W % m:
-            raise ValueError(f"the ONNX graph takes heights and widths that are multiples of {m}, got {H}x{W}; "
+            raise UsageError(f"the ONNX graph takes heights and widths that are multiples of {m}, got {H}x{W}; "
                              "pad L first (ColorModel.pad_input)")
         x = L.detach().to("cpu", torch.float32).contiguous().numpy()
         outs = self.session.run(self.output_names, {INPUT_NAME: x})
@@ -129,7 +130,7 @@ def require_module(module: str, package: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise RuntimeError(f"the ONNX backend needs {package}: pip install {package}") from exc
+        raise SetupError(f"the ONNX backend needs {package}: pip install {package}") from exc
 
 
 def onnx_session(path: str | Path, threads: int | None = None) -> Any:
@@ -149,7 +150,7 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise ValueError(f"{path}: not a loadable ONNX model ({' '.join(str(exc).split())[:200]})") from exc
+        raise UsageError(f"{path}: not a loadable ONNX model ({' '.join(str(exc).split())[:200]})") from exc
 
 
 
@@ -208,7 +209,7 @@ def load_runtime(model: ColorModel | Runtime | str | Path, backend: str = "torch
     that is removed once loaded. ``threads``: onnxruntime intra-op threads.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if isinstance(model, Runtime):
         if model.name == backend:
             return model

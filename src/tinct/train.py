@@ -48,6 +48,7 @@ from .data import (
     check_train_fraction,
     subsample,
 )
+from .errors import MissingFileError, SetupError, TrainingDiverged, UsageError
 from .feature_cache import CachedCrops, build_feature_cache, cache_photo_indices, collate_cached
 from .models.base import ColorModel, build_model
 from .weights import save_weights
@@ -89,14 +90,14 @@ class TrainConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
         return cls(**d)
 
 
 def load_config(path: str | Path) -> TrainConfig:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"config not found: {p}")
+        raise MissingFileError(f"config not found: {p}")
     return TrainConfig.from_dict(yaml.safe_load(p.read_text()) or {})
 
 
@@ -112,7 +113,7 @@ def make_optimizer(params: list[torch.nn.Parameter] | list[dict[str, Any]], spec
     classes = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
                "adadelta": torch.optim.Adadelta}
     if name not in classes:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(classes)}")
+        raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(classes)}")
     if "betas" in spec:
         spec["betas"] = tuple(spec["betas"])
     return classes[name](params, **spec)
@@ -130,9 +131,9 @@ def parameter_groups(model: torch.nn.Module, spec: dict[str, Any]) -> list[dict[
     if factor is None:
         return [{"params": [p for _, p in trainable]}]
     if not factor > 0:
-        raise ValueError(f"backbone_lr_factor must be positive, got {factor}")
+        raise UsageError(f"backbone_lr_factor must be positive, got {factor}")
     if "lr" not in spec:
-        raise ValueError("backbone_lr_factor needs the optimizer's lr in the recipe")
+        raise UsageError("backbone_lr_factor needs the optimizer's lr in the recipe")
     head = [p for n, p in trainable if not n.startswith("backbone.")]
     body = [p for n, p in trainable if n.startswith("backbone.")]
     groups = [{"params": head}]
@@ -159,11 +160,11 @@ def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
     want = {k: v for k, v in model.config.items() if k != "pretrained" and (k in same or not extends)}
     if (source.arch != model.arch and not extends) or same != want:
         diff = sorted(k for k in set(same) | set(want) if same.get(k) != want.get(k))
-        raise ValueError(f"cannot start from {path}: it is {source.arch!r} with another model config "
+        raise UsageError(f"cannot start from {path}: it is {source.arch!r} with another model config "
                          f"({', '.join(diff) or 'arch'} differ); init needs the recipe's own model")
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=not extends)
     if unexpected:
-        raise ValueError(f"cannot start from {path}: {model.arch!r} has no {', '.join(unexpected[:3])}")
+        raise UsageError(f"cannot start from {path}: {model.arch!r} has no {', '.join(unexpected[:3])}")
     if missing:  # a model that extends the source (e.g. a hint branch over the automatic model)
         log.info("init from %s: %d new tensors start at their own initialisation", path, len(missing))
     return init_origin(weights, source.metadata)
@@ -196,13 +197,13 @@ def lr_factor(step: int, spec: dict[str, Any], max_steps: int, steps_per_epoch: 
     if name == "step":
         every = round(float(spec["every"]) * (steps_per_epoch if spec.get("unit") == "epochs" else 1))
         if every < 1:
-            raise ValueError(f"schedule.every={spec['every']} {spec.get('unit', 'steps')} is less than one step")
+            raise UsageError(f"schedule.every={spec['every']} {spec.get('unit', 'steps')} is less than one step")
         return f * float(spec.get("gamma", 0.5)) ** (step // every)
     if name == "cosine":
         t = min(step / max(max_steps, 1), 1.0)
         floor = float(spec.get("min_factor", 0.0))
         return f * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
-    raise ValueError(f"unknown schedule {name!r}; use constant, step or cosine")
+    raise UsageError(f"unknown schedule {name!r}; use constant, step or cosine")
 
 
 def fit_batch(items: int, per_rank_batch: int, world: int = 1, what: str = "training photos",
@@ -214,7 +215,7 @@ def fit_batch(items: int, per_rank_batch: int, world: int = 1, what: str = "trai
     of all its items (one step per epoch), and a one-line warning names the counts.
     """
     if items < 1:
-        raise ValueError(f"no {what} to train on")
+        raise UsageError(f"no {what} to train on")
     per_rank_items = -(-items // world)  # EpochSampler pads the last round to ``world``
     if per_rank_items >= per_rank_batch:
         return per_rank_batch
@@ -337,7 +338,7 @@ def model_for_cache(cfg: TrainConfig) -> ColorModel:
     model_cfg = dict(cfg.model)
     model = build_model(model_cfg.pop("arch"), **model_cfg)
     if not hasattr(model, "from_features") or not getattr(model, "freeze_backbone", False) or getattr(model, "tune_levels", 0):
-        raise ValueError("data.feature_cache needs a model with a fully frozen backbone and a "
+        raise UsageError("data.feature_cache needs a model with a fully frozen backbone and a "
                          "features/from_features split (the larsson models)")
     return model
 
@@ -395,7 +396,7 @@ def resume_checkpoint(run_dir: Path, restore: Callable[[dict[str, Any]], None], 
                 warnings.simplefilter("ignore")
                 state = torch.load(path, map_location=device, weights_only=True)
             if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
-                raise ValueError("not a tinct training checkpoint")
+                raise UsageError("not a tinct training checkpoint")
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped, by name
             problem = f"truncated or corrupt ({_one_line(exc)})"
         else:
@@ -409,7 +410,7 @@ def resume_checkpoint(run_dir: Path, restore: Callable[[dict[str, Any]], None], 
                     "; trying the previous one" if path != ckpts[-1] else "")
     if not ckpts:
         return None
-    raise ValueError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} can be loaded ({problems[0]}"
+    raise UsageError(f"--resume: no checkpoint in {run_dir / 'checkpoints'} can be loaded ({problems[0]}"
                      f"{f'; {len(problems) - 1} older one(s) too' if len(problems) > 1 else ''}); move the "
                      "checkpoints folder away to start from scratch, or drop --resume")
 
@@ -451,7 +452,7 @@ class Trainer:
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         if device == "cuda":
             if not torch.cuda.is_available():
-                raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+                raise SetupError("--device cuda was asked for but no CUDA device is available")
             device = f"cuda:{self.local_rank}"
             torch.cuda.set_device(device)
         self.device = device
@@ -476,10 +477,10 @@ class Trainer:
         roots = data.get("roots") or []
         corpus = data.get("corpus")
         if not roots and not corpus:
-            raise ValueError("no training data: set data.roots (or data.corpus) in the config or pass --data DIR")
+            raise UsageError("no training data: set data.roots (or data.corpus) in the config or pass --data DIR")
         self.feature_cache = data.get("feature_cache")
         if self.feature_cache and self.world > 1:
-            raise ValueError("data.feature_cache trains on one process; drop it to train under torchrun")
+            raise UsageError("data.feature_cache trains on one process; drop it to train under torchrun")
         # checked before the (possibly long) manifest scan
         train_fraction = check_train_fraction(float(data.get("train_fraction", 1.0)))
         crop_scale = check_crop_scale(cfg.crop_scale)
@@ -499,7 +500,7 @@ class Trainer:
         all_train = manifest.split("train")
         train_entries = subsample(all_train, train_fraction)
         if not train_entries:
-            raise ValueError("no training photos left after data.train_fraction")
+            raise UsageError("no training photos left after data.train_fraction")
         if self.is_main and len(train_entries) < len(all_train):
             log.info("data.train_fraction %s: training on %d of %d photos", train_fraction, len(train_entries),
                      len(all_train))
@@ -575,7 +576,7 @@ class Trainer:
         self.step_count += 1
         self.pos += self.batch
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {self.step_count}; lower the learning rate")
+            raise TrainingDiverged(f"loss became {loss.item()} at step {self.step_count}; lower the learning rate")
         return loss, logs
 
     def validate(self, tag: str) -> dict[str, float]:

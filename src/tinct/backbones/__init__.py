@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..errors import UsageError
 from .base import Backbone
 from .efficientnet_lite import EfficientNetLite
 from .vgg import VGG16Features
@@ -32,17 +33,17 @@ def build_backbone(name: str, pretrained: bool = True, weights: str | None = Non
             levels (their BatchNorm statistics stay fixed); 0 = fully frozen.
     """
     if tune_levels and not freeze:
-        raise ValueError("tune_levels partly tunes a frozen backbone: it needs freeze_backbone")
+        raise UsageError("tune_levels partly tunes a frozen backbone: it needs freeze_backbone")
     if name.startswith("efficientnet_lite"):
         net: Backbone = EfficientNetLite(name.removeprefix("efficientnet_"), in_channels=1, pretrained=pretrained,
                                          out_indices=out_indices)
     elif name == "vgg16":
         if pretrained and weights is None:
-            raise ValueError(
+            raise UsageError(
                 "the vgg16 backbone needs a weights file: set backbone_weights to a torchvision-format "
                 "VGG16 state dict (tinct never downloads weights), or use efficientnet_lite0"
             )
         net = VGG16Features(weights if pretrained else None, in_channels=1, out_indices=out_indices)
     else:
-        raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
+        raise UsageError(f"unknown backbone {name!r}; choose from {BACKBONES}")
     return net.freeze(tune_levels) if freeze else net

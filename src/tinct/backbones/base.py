@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 __all__ = ["Backbone"]
 
 
@@ -54,7 +56,7 @@ class Backbone(nn.Module):
         n = len(channels)
         chosen = tuple(range(n)) if out_indices is None else tuple(int(i) for i in out_indices)
         if not chosen or len(set(chosen)) != len(chosen) or not all(0 <= i < n for i in chosen):
-            raise ValueError(f"out_indices must be distinct pyramid levels in 0..{n - 1}; got {out_indices!r}")
+            raise UsageError(f"out_indices must be distinct pyramid levels in 0..{n - 1}; got {out_indices!r}")
         self.all_channels: tuple[int, ...] = tuple(channels)
         self.all_strides: tuple[int, ...] = tuple(strides)
         self.out_indices: tuple[int, ...] = chosen
@@ -85,7 +87,7 @@ class Backbone(nn.Module):
         """
         levels = self.out_indices if levels is None else tuple(int(i) for i in levels)
         if not levels or not all(0 <= i < self.depth for i in levels):
-            raise ValueError(f"levels must be in 0..{self.depth - 1} (the levels this backbone builds); got {levels!r}")
+            raise UsageError(f"levels must be in 0..{self.depth - 1} (the levels this backbone builds); got {levels!r}")
         deepest = max(levels)
         computed: list[torch.Tensor] = []
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.trains):
@@ -111,7 +113,7 @@ class Backbone(nn.Module):
         two tuned Lite1 levels (docs/experiments.md).
         """
         if not 0 <= n <= self.depth:
-            raise ValueError(f"can train the last 0..{self.depth} levels, not {n}")
+            raise UsageError(f"can train the last 0..{self.depth} levels, not {n}")
         self.requires_grad_(False)
         params: list[nn.Parameter] = []
         for i in range(self.depth - n, self.depth):

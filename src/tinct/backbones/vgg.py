@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import MissingFileError, UsageError
 from .base import Backbone
 
 __all__ = ["VGG16Features", "load_vgg16_state_dict", "VGG16_CFG"]
@@ -32,7 +33,7 @@ def load_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a torchvision-format VGG16 state dict (.pth/.pt via the weights-only loader, or .safetensors)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"VGG16 weights file not found: {p}. tinct does not download weights; point to a "
             "torchvision-format VGG16 state dict (e.g. vgg16-397923af.pth)."
         )
@@ -47,13 +48,13 @@ def load_vgg16_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear line
         kind = "safetensors file" if p.suffix == ".safetensors" else "PyTorch state dict"
-        raise ValueError(f"cannot read the VGG16 weights file {p} ({_first_sentence(exc)}): it is truncated, "
+        raise UsageError(f"cannot read the VGG16 weights file {p} ({_first_sentence(exc)}): it is truncated, "
                          f"corrupt or not a {kind}; point to a torchvision-format VGG16 state dict "
                          "(e.g. vgg16-397923af.pth)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "features.0.weight" not in state:
-        raise ValueError(f"{p} does not look like a torchvision VGG16 state dict (no 'features.0.weight')")
+        raise UsageError(f"{p} does not look like a torchvision VGG16 state dict (no 'features.0.weight')")
     return state
 
 
@@ -90,11 +91,11 @@ class VGG16Features(Backbone):
             own = {k: v for k, v in state.items() if k.startswith("features.")}
             missing = set(self.features.state_dict()) - {k[len("features."):] for k in own}
             if missing:
-                raise ValueError(f"{weights}: the VGG16 state dict misses {sorted(missing)[:4]}...")
+                raise UsageError(f"{weights}: the VGG16 state dict misses {sorted(missing)[:4]}...")
             try:
                 self.load_state_dict(own, strict=False)
             except RuntimeError as exc:  # tensors of other shapes: another network's weights
-                raise ValueError(f"{weights} does not hold VGG16 weights ({_first_sentence(exc)})") from None
+                raise UsageError(f"{weights} does not hold VGG16 weights ({_first_sentence(exc)})") from None
         self.in_channels = in_channels
         mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(_STD).view(1, 3, 1, 1)

@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from ..errors import UsageError
 from .errors import one_line
 from .limits import pil_allows
 from .metadata import EXIF_HEADER
@@ -157,9 +158,9 @@ def tiff_via_tifffile(fh: IO[bytes], shape: tuple[int, int, int]) -> np.ndarray:
     if axes == "SYX":
         data = np.moveaxis(data, 0, -1)
     elif axes != "YXS":
-        raise ValueError(f"unexpected TIFF axes {axes!r}")
+        raise UsageError(f"unexpected TIFF axes {axes!r}")
     if data.shape != shape or data.dtype.kind != "u" or data.dtype.itemsize != 2:
-        raise ValueError(f"unexpected TIFF data {data.shape} {data.dtype}")
+        raise UsageError(f"unexpected TIFF data {data.shape} {data.dtype}")
     return data
 
 

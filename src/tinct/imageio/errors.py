@@ -6,8 +6,10 @@ extension) raises :class:`ImageError`, whose ``str()`` is one line naming the fi
 
 from __future__ import annotations
 
+from ..errors import TinctError
 
-class ImageError(Exception):
+
+class ImageError(TinctError):
     """A user-caused problem with an image file; str(e) is one clear line naming the file and
     the problem (missing, empty, not an image, truncated/corrupt, too many pixels, ...)."""
 

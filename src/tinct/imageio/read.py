@@ -42,6 +42,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import UsageError
 from .deep import deep_after_load, deep_tiff_layout, tiff_via_tifffile, tile_rawmode, unpremultiply
 from .errors import ImageError, label_for, one_line
 from .limits import DEFAULT_MAX_PIXELS, check_pixels, pil_allows, pil_header_guard, too_many_pixels
@@ -374,7 +375,7 @@ def _to_unit(arr: np.ndarray) -> np.ndarray:
         out = np.array(arr, dtype=np.float32, order="C")
         np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
         return np.clip(out, 0.0, 1.0, out=out)
-    raise ValueError(f"unsupported sample dtype {arr.dtype}")
+    raise UsageError(f"unsupported sample dtype {arr.dtype}")
 
 
 def _channels_to_float(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -393,16 +394,16 @@ def _channels_to_float(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return _to_unit(arr), None
     if channels == 4:
         return _to_unit(arr[..., :3]), _to_unit(arr[..., 3])
-    raise ValueError(f"unsupported channel count {channels}")
+    raise UsageError(f"unsupported channel count {channels}")
 
 
 def _read_array(arr: np.ndarray) -> LoadedImage:
     ok_dtype = arr.dtype.kind in "bf" or arr.dtype in (np.uint8, np.uint16)
     if not ok_dtype:
-        raise ValueError(f"unsupported array dtype {arr.dtype}; expected uint8, uint16, bool or float in [0, 1]")
+        raise UsageError(f"unsupported array dtype {arr.dtype}; expected uint8, uint16, bool or float in [0, 1]")
     ok_shape = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4))
     if not ok_shape or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
+        raise UsageError(
             f"unsupported array shape {arr.shape}; expected (H, W), (H, W, 1), (H, W, 2), "
             "(H, W, 3) or (H, W, 4) with H, W > 0"
         )

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_open
+from ..errors import UsageError
 from .deep import PNG_COMPRESS_LEVEL, write_png16, write_tiff16
 from .errors import ImageError
 from .metadata import icc_space, reset_exif_orientation, with_exif_header
@@ -85,9 +86,9 @@ def write_image(
             f"'{dest}' has an unsupported image extension {dest.suffix or '(none)'!r}; use one of {supported}"
         )
     if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+        raise UsageError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
     if not 1 <= int(quality) <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality!r}")
+        raise UsageError(f"quality must be in 1..100, got {quality!r}")
     rgb = _check_samples(rgb, "rgb", 3)
     height, width = rgb.shape[:2]
     if alpha is not None:
@@ -95,14 +96,14 @@ def write_image(
         if alpha.ndim == 3:
             alpha = alpha[..., 0]
         if alpha.shape != (height, width):
-            raise ValueError(f"alpha shape {alpha.shape} does not match rgb shape {rgb.shape}")
+            raise UsageError(f"alpha shape {alpha.shape} does not match rgb shape {rgb.shape}")
     if icc_profile is not None:
         icc_profile = bytes(icc_profile)
         space = icc_space(icc_profile)
         if space is None:
-            raise ValueError("icc_profile is not a valid ICC profile (too short)")
+            raise UsageError("icc_profile is not a valid ICC profile (too short)")
         if space != b"RGB ":
-            raise ValueError(f"icc_profile is for colour space {space!r}, not RGB")
+            raise UsageError(f"icc_profile is for colour space {space!r}, not RGB")
     exif_block = reset_exif_orientation(with_exif_header(bytes(exif))) if exif else None
 
     if fmt in ("JPEG", "BMP"):
@@ -163,7 +164,7 @@ def _check_samples(arr: Any, what: str, channels: int) -> np.ndarray:
         ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)
         expected = "(H, W)"
     if not ok or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{what} must be shaped {expected} with H, W > 0, got {arr.shape}")
+        raise UsageError(f"{what} must be shaped {expected} with H, W > 0, got {arr.shape}")
     if not (arr.dtype.kind == "f" or arr.dtype in (np.uint8, np.uint16)):
         raise TypeError(f"{what} must be float in [0, 1], uint8 or uint16, not {arr.dtype}")
     return arr

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 __all__ = ["AB_SCALE", "ColorModel", "AbRegressionOrGrid", "register", "build_model", "registered_models", "model_class"]
 
 Prediction = dict[str, torch.Tensor]
@@ -35,7 +37,7 @@ def register(name: str) -> Callable[[type[ColorModel]], type[ColorModel]]:
 
     def deco(cls: type[ColorModel]) -> type[ColorModel]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"model name {name!r} is registered twice")
+            raise UsageError(f"model name {name!r} is registered twice")
         cls.arch = name
         _REGISTRY[name] = cls
         return cls
@@ -52,7 +54,7 @@ def registered_models() -> list[str]:
 def model_class(name: str) -> type[ColorModel]:
     _import_all()
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise UsageError(f"unknown model architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
@@ -68,7 +70,7 @@ def build_model(name: str, **config: Any) -> ColorModel:
     try:
         model = cls(**config)
     except TypeError as exc:
-        raise ValueError(f"bad config for model {name!r}: {exc}") from exc
+        raise UsageError(f"bad config for model {name!r}: {exc}") from exc
     return model.to(memory_format=torch.channels_last)
 
 
@@ -110,9 +112,9 @@ class ColorModel(nn.Module):
         if method not in self.decode_methods:
             name = (getattr(self, "metadata", None) or {}).get("name") or self.arch
             if self.decode_methods == ("identity",):  # the network predicts colors: nothing to decode
-                raise ValueError(f"model {name!r} predicts colors directly, so it has no decoder to choose; "
+                raise UsageError(f"model {name!r} predicts colors directly, so it has no decoder to choose; "
                                  f"got {method!r}")
-            raise ValueError(f"model {name!r} decodes with {', '.join(self.decode_methods)}; got {method!r}")
+            raise UsageError(f"model {name!r} decodes with {', '.join(self.decode_methods)}; got {method!r}")
         return method
 
     def train_inputs(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -167,7 +169,7 @@ class ColorModel(nn.Module):
         if with_confidence:
             conf = self.confidence(pred)
             if conf is None:
-                raise ValueError(f"model {self.arch!r} predicts no distribution, so it has no confidence map")
+                raise UsageError(f"model {self.arch!r} predicts no distribution, so it has no confidence map")
             out["confidence"] = conf
         for k, v in out.items():
             if v.shape[-2:] != x.shape[-2:]:

@@ -48,6 +48,7 @@ from torch import nn
 
 from .. import bins
 from ..color import l_to_unit, lab_to_rgb
+from ..errors import UsageError
 from .base import AB_SCALE, AbRegressionOrGrid, register
 
 __all__ = ["BaselineCNN", "CNNPool", "CNNTranspose", "UNet", "ring_palette", "PALETTE_RINGS"]
@@ -103,9 +104,9 @@ class BaselineCNN(AbRegressionOrGrid):
     def __init__(self, head: str = "regression", width: int = 16, depth: int = 4, temperature: float = 0.38):
         super().__init__(head=head, width=width, depth=depth, temperature=temperature)
         if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+            raise UsageError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
         if width < 1 or depth < 1:
-            raise ValueError("width and depth must be positive")
+            raise UsageError("width and depth must be positive")
         self.head_kind = head
         self.depth = depth
         self.pad_multiple = 2**depth

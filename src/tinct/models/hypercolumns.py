@@ -30,6 +30,7 @@ from torch import nn
 from .. import bins
 from ..backbones import build_backbone
 from ..color import gray_rgb_from_l
+from ..errors import UsageError
 from ..hypercolumn import HypercolumnProjection
 from ..losses import rebalance_weights, sparse_target_cross_entropy
 from .base import AB_SCALE, AbRegressionOrGrid, register
@@ -49,9 +50,9 @@ class HyperColumns(AbRegressionOrGrid):
                          soft_sigma=soft_sigma, rebalance=rebalance, temperature=temperature,
                          prior_momentum=prior_momentum, head_kernel=head_kernel)
         if head not in ("regression", "histogram"):
-            raise ValueError("head must be 'regression' or 'histogram'")
+            raise UsageError("head must be 'regression' or 'histogram'")
         if head_kernel not in (1, 3):
-            raise ValueError(f"head_kernel must be 1 or 3; got {head_kernel!r}")
+            raise UsageError(f"head_kernel must be 1 or 3; got {head_kernel!r}")
         self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights, freeze=freeze_backbone)
         self.freeze_backbone = freeze_backbone
         self.out_stride = out_stride

@@ -65,6 +65,7 @@ from torch import nn
 
 from ..backbones import build_backbone
 from ..color import gray_rgb_from_l, l_to_unit
+from ..errors import UsageError
 from .base import AB_SCALE, ColorModel, register
 
 __all__ = ["Iizuka", "AB_SCALE", "GLOBAL_SIZE", "LOW_LEVELS"]
@@ -137,11 +138,11 @@ class Iizuka(ColorModel):
                          low_level=low_level, pretrained=pretrained, freeze_low_level=freeze_low_level,
                          width=width)
         if low_level not in LOW_LEVELS:
-            raise ValueError(f"low_level must be one of {', '.join(LOW_LEVELS)}; got {low_level!r}")
+            raise UsageError(f"low_level must be one of {', '.join(LOW_LEVELS)}; got {low_level!r}")
         if not width > 0:
-            raise ValueError(f"width must be positive, got {width}")
+            raise UsageError(f"width must be positive, got {width}")
         if num_classes < 0 or alpha < 0:
-            raise ValueError("num_classes and alpha must be >= 0")
+            raise UsageError("num_classes and alpha must be >= 0")
 
         def ch(n: int) -> int:
             return max(4, round(n * width))
@@ -228,7 +229,7 @@ class Iizuka(ColorModel):
             B = L.shape[0]
             if g.shape[0] != B:
                 if g.shape[0] != 1:
-                    raise ValueError(f"style_L has batch {g.shape[0]}; it must be 1 or that of L ({B})")
+                    raise UsageError(f"style_L has batch {g.shape[0]}; it must be 1 or that of L ({B})")
                 g = g.expand(B, -1)
                 logits = None if logits is None else logits.expand(B, -1)
             if logits is not None:
@@ -270,7 +271,7 @@ class Iizuka(ColorModel):
         if bool(known.any()):
             labels = labels.to(logits.device).long()
             if int(labels.max()) >= logits.shape[1]:
-                raise ValueError(f"label {int(labels.max())} is out of range for a model with "
+                raise UsageError(f"label {int(labels.max())} is out of range for a model with "
                                  f"{logits.shape[1]} classes")
             ce = F.cross_entropy(logits, labels, ignore_index=-1)
             logs["acc"] = (logits.argmax(1)[known] == labels[known]).float().mean().item()

@@ -59,6 +59,7 @@ from torch import nn
 from .. import bins
 from ..backbones import build_backbone
 from ..color import gray_rgb_from_l
+from ..errors import UsageError
 from ..hypercolumn import HypercolumnProjection, sample_points
 from ..losses import hue_chroma_kl, kl_histogram
 from .base import ColorModel, register
@@ -113,9 +114,9 @@ class Larsson(ColorModel):
                          sigma=sigma, lambda_hue=lambda_hue, temperature=temperature, eta=eta,
                          decode=decode)
         if space not in SPACES:
-            raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
+            raise UsageError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
         if points < 1 or out_stride < 1 or hidden < 1:
-            raise ValueError("points, out_stride and hidden must be positive")
+            raise UsageError("points, out_stride and hidden must be positive")
         self.space = space
         self.points = points
         self.out_stride = out_stride
@@ -146,7 +147,7 @@ class Larsson(ColorModel):
             self.default_decode = "median"
         if decode is not None:
             if decode not in self.decode_methods:
-                raise ValueError(f"space {space!r} decodes with {', '.join(self.decode_methods)}; got {decode!r}")
+                raise UsageError(f"space {space!r} decodes with {', '.join(self.decode_methods)}; got {decode!r}")
             self.default_decode = decode
         self.register_buffer("edges", edges, persistent=False)              # (K+1,) per axis
         self.register_buffer("centers", centers, persistent=False)          # (K,) per axis

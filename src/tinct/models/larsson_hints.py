@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..hints import simulate_hints
 from ..hypercolumn import sample_points
 from .base import AB_SCALE, register
@@ -95,7 +96,7 @@ class LarssonHints(Larsson):
         self.config.update(hint_width=hint_width, hint_levels=list(hint_levels), no_hint_share=no_hint_share,
                            hint_p=hint_p, max_hints=max_hints)
         if not 0 <= no_hint_share <= 1 or not 0 < hint_p <= 1 or max_hints < 1:
-            raise ValueError("no_hint_share must be in [0,1], hint_p in (0,1] and max_hints >= 1")
+            raise UsageError("no_hint_share must be in [0,1], hint_p in (0,1] and max_hints >= 1")
         self.hint_levels = hint_levels
         channels = self.backbone.channels
         self.hint_branch = HintBranch(tuple(channels[i] for i in hint_levels), hint_width,
@@ -120,7 +121,7 @@ class LarssonHints(Larsson):
         elif hints.shape[-2:] != (H, W):
             dh, dw = H - hints.shape[-2], W - hints.shape[-1]
             if dh < 0 or dw < 0:
-                raise ValueError(f"hint map {tuple(hints.shape[-2:])} is larger than the image {(H, W)}")
+                raise UsageError(f"hint map {tuple(hints.shape[-2:])} is larger than the image {(H, W)}")
             hints = F.pad(hints, [0, dw, 0, dh])
         spread = self.hint_branch(hints.float(), [feats[i] for i in self.hint_levels])
         if self.training:

@@ -62,6 +62,7 @@ from torch import nn
 
 from ..backbones import build_backbone
 from ..color import gray_rgb_from_l, lab_to_rgb, rgb_to_lab, rgb_to_yuv, yuv_to_rgb
+from ..errors import UsageError
 from ..hypercolumn import HypercolumnProjection
 from ..losses import uv_cross_entropy
 from .base import ColorModel, register
@@ -96,7 +97,7 @@ class VggYuv(ColorModel):
         super().__init__(backbone=backbone, backbone_weights=backbone_weights, pretrained=pretrained,
                          freeze_backbone=freeze_backbone, hidden=hidden, hidden2=hidden2, out_stride=out_stride)
         if hidden < 1 or hidden2 < 1 or out_stride < 1:
-            raise ValueError("hidden, hidden2 and out_stride must be positive")
+            raise UsageError("hidden, hidden2 and out_stride must be positive")
         # The first three levels only (VGG16: conv1_1..conv3_3); the later layers are dropped.
         self.backbone = build_backbone(backbone, pretrained=pretrained, weights=backbone_weights,
                                        out_indices=range(LEVELS), freeze=freeze_backbone)

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 __all__ = ["add_parser", "cmd_serve", "create_app", "parse_model_specs"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -73,13 +75,13 @@ def parse_model_specs(specs: list[str] | None) -> tuple[dict[str, Path] | None, 
         name, sep, target = spec.partition("=")
         if sep and not Path(spec).is_file():
             if not name or not target:
-                raise ValueError(f"--model {spec!r}: use NAME=FILE")
+                raise UsageError(f"--model {spec!r}: use NAME=FILE")
             path = resolve(target)
         else:
             path = resolve(spec)
             name = spec if spec in shipped else path.stem
         if name in models and models[name] != path:
-            raise ValueError(f"--model: two models are named {name!r}; use NAME=FILE to rename one")
+            raise UsageError(f"--model: two models are named {name!r}; use NAME=FILE to rename one")
         models[name] = path
     return models, next(iter(models))
 
@@ -119,9 +121,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         if not 0 <= args.port <= 65535:
-            raise ValueError(f"--port must be 0..65535, got {args.port}")
+            raise UsageError(f"--port must be 0..65535, got {args.port}")
         if args.render_size < 32:
-            raise ValueError(f"--render-size must be at least 32, got {args.render_size}")
+            raise UsageError(f"--render-size must be at least 32, got {args.render_size}")
         limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                         max_samples=args.max_samples, max_queue=args.queue)
         models, default = parse_model_specs(args.model)

@@ -87,6 +87,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .. import imageio as tio
+from ..errors import UsageError
 from ..hints import Hint, HintError, parse_hints
 from ..models.base import ColorModel, build_model
 from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer, Prepared
@@ -143,9 +144,9 @@ class Limits:
         for name in ("max_upload_bytes", "max_pixels", "max_samples", "workers", "max_hints", "max_suggestions",
                      "max_photos", "max_photos_bytes", "max_prepared", "max_prepared_bytes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_queue < 0:
-            raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
+            raise UsageError(f"max_queue must be >= 0, got {self.max_queue}")
 
     @property
     def max_request_bytes(self) -> int:
@@ -209,11 +210,11 @@ class ModelPool:
     def __init__(self, paths: Mapping[str, str | Path], default: str | None = None, max_loaded: int = 2,
                  device: str = "cpu"):
         if not paths:
-            raise ValueError("no models to serve")
+            raise UsageError("no models to serve")
         self.paths = {str(k): Path(v) for k, v in paths.items()}
         self.default = default if default is not None else next(iter(self.paths))
         if self.default not in self.paths:
-            raise ValueError(f"default model {self.default!r} is not one of {', '.join(self.paths)}")
+            raise UsageError(f"default model {self.default!r} is not one of {', '.join(self.paths)}")
         self.max_loaded = max(1, max_loaded)
         self.device = device
         self._loaded: OrderedDict[str, ColorModel] = OrderedDict()
@@ -1196,8 +1197,8 @@ def _shipped_models(default: str | None) -> tuple[dict[str, Path], str]:
     shipped = shipped_weights()
     models = {name: path for name, path in shipped.items() if path.stem == name}
     if not models:
-        raise ValueError("tinct has no shipped weights yet; pass a .safetensors file (tinct serve --model PATH)")
+        raise UsageError("tinct has no shipped weights yet; pass a .safetensors file (tinct serve --model PATH)")
     wanted = default or ("default" if "default" in shipped else next(iter(models)))
     if wanted not in shipped:
-        raise ValueError(f"unknown model {wanted!r}; shipped models: {', '.join(sorted(shipped))}")
+        raise UsageError(f"unknown model {wanted!r}; shipped models: {', '.join(sorted(shipped))}")
     return models, shipped[wanted].stem
