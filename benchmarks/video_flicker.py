@@ -44,8 +44,8 @@ import torch
 from skimage import data
 
 from tinct import Colorizer
-from tinct.pipeline import _lightness_of
-from tinct.video import TemporalSmoother, _render_L, colorize_frames
+from tinct.pipeline import lightness_of
+from tinct.video import TemporalSmoother, colorize_frames
 
 W, H, STEP = 320, 240, 2
 
@@ -95,7 +95,7 @@ def predict(colorizer: Colorizer, frames: list[np.ndarray]) -> tuple[list[torch.
     t0 = time.perf_counter()
     abs_ = [r.raw_ab for r in colorize_frames(colorizer, frames, smoothing="none")]
     per_frame = (time.perf_counter() - t0) / len(frames)
-    Ls = [_render_L(colorizer, _lightness_of(f.astype(np.float32) / 255)) for f in frames]
+    Ls = [colorizer.render_lightness(lightness_of(f.astype(np.float32) / 255)) for f in frames]
     return Ls, abs_, per_frame
 
 

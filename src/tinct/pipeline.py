@@ -185,6 +185,12 @@ class Colorizer:
                                  network=self.runtime.forward, **opts)
         return {k: v if k == "pred" else v.float().cpu() for k, v in out.items()}
 
+    def predict_rendered(self, L_small: torch.Tensor, **options: Any) -> torch.Tensor:
+        """L (B,1,h,w) already at the render size (``render_lightness``) -> ab (B,2,h,w), on this
+        colorizer's runtime and decoder: for callers that batch several photos or frames."""
+        opts = {**self.decode_options, **options}
+        return self.model.predict(L_small.to(self.device), self.method, network=self.runtime.forward, **opts)["ab"]
+
     def predict_ab_small(self, L_full: torch.Tensor, **options: Any) -> torch.Tensor:
         """L (1,1,H,W) full resolution -> ab (1,2,h,w) at the render size."""
         return self.predict_small(L_full, **options)["ab"]

@@ -212,15 +212,6 @@ def _as_float_rgb(frame: np.ndarray) -> np.ndarray:
     return np.clip(a.astype(np.float32), 0.0, 1.0)
 
 
-def _render_L(colorizer: Colorizer, L_full: torch.Tensor) -> torch.Tensor:
-    """Full-res L (1,1,H,W) -> L (1,1,h,w) at the colorizer's render size (as ``predict_ab_small``)."""
-    H, W = L_full.shape[-2:]
-    h, w = render_shape(H, W, colorizer.render_size)
-    if (h, w) == (H, W):
-        return L_full
-    return F.interpolate(L_full, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-
-
 def colorize_frames(colorizer: Colorizer, frames: Iterable[np.ndarray], smoothing: str = "ema",
                     alpha: float = DEFAULT_ALPHA, motion: float | None = DEFAULT_MOTION,
                     cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, batch_size: int = 4,
@@ -252,7 +243,7 @@ def _colorize_batch(colorizer: Colorizer, smoother: TemporalSmoother, batch: lis
                     opts: dict[str, Any]) -> list[FrameResult]:
     """Consecutive RGB frames (H,W,3) float -> FrameResults; frames of one size share network calls."""
     L_full = [lightness_of(rgb) for rgb in batch]
-    L_small = [_render_L(colorizer, L) for L in L_full]
+    L_small = [colorizer.render_lightness(L) for L in L_full]
     abs_: list[torch.Tensor] = []
     start = 0
     while start < len(L_small):
@@ -260,7 +251,7 @@ def _colorize_batch(colorizer: Colorizer, smoother: TemporalSmoother, batch: lis
         while end < len(L_small) and L_small[end].shape == L_small[start].shape:
             end += 1
         x = torch.cat(L_small[start:end]).to(colorizer.device)
-        abs_ += list(colorizer.model.predict_ab(x, colorizer.method, **opts).float().cpu().split(1))
+        abs_ += list(colorizer.predict_rendered(x, **opts).float().cpu().split(1))
         start = end
     results = []
     for L, Ls, ab in zip(L_full, L_small, abs_):
