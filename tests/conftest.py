@@ -79,9 +79,9 @@ def tiny_hint_model_path(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = build_model("larsson-hints", space="lab-joint", backbone="efficientnet_lite0", pretrained=False,
-                        hidden=32, hint_width=8)
+                        hidden=32, key_width=8)
     with torch.no_grad():
-        torch.nn.init.normal_(model.hint_branch.out.weight, std=1.0)
+        torch.nn.init.normal_(model.hint_attention.value[-1].weight, std=1.0)
         model.head[-1].weight.mul_(30)
     path = tmp_path_factory.mktemp("weights") / "tiny-hints.safetensors"
     save_weights(model, path, {"name": "tiny-hints", "steps": 0})

@@ -94,8 +94,8 @@ def test_simulated_hint_count_is_geometric():
 def hint_colorizer():
     torch.manual_seed(0)
     model = build_model("larsson-hints", space="lab-joint", backbone="efficientnet_lite0", pretrained=False,
-                        hidden=32, hint_width=8)
-    torch.nn.init.normal_(model.hint_branch.out.weight, std=5.0)  # an untrained branch ignores hints
+                        hidden=32, key_width=8)
+    torch.nn.init.normal_(model.hint_attention.value[-1].weight, std=5.0)  # untrained hint values are zero
     return Colorizer(model, render_size=64, name="tiny-hints")
 
 

@@ -130,5 +130,5 @@ def test_auto_keeps_models_with_forward_options_on_torch():
     from tinct.models.base import build_model
 
     hints = build_model("larsson-hints", space="lab-joint", backbone="efficientnet_lite0", pretrained=False,
-                        hidden=16, hint_width=4)
+                        hidden=16, key_width=4)
     assert isinstance(load_runtime(hints, "auto"), TorchRuntime)
