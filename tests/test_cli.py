@@ -358,3 +358,17 @@ def test_suggest_prints_a_palette(tmp_path, tiny_hint_model_path, capsys):
     assert "--at ten,20: expected X,Y" in capsys.readouterr().err
     assert main(["suggest", str(photo), "--at", "100,20", "-m", str(tiny_hint_model_path)]) == 2
     assert "outside the 64x48 photo" in capsys.readouterr().err
+
+
+def test_threads_sets_the_runtime_threads(photo_dir, tmp_path, tiny_model_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["colorize", str(photo_dir), "-o", str(tmp_path / "o"), "-m", str(tiny_model_path),
+                     "--threads", "1", "--backend", "torch", "-q"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["colorize", str(photo_dir), "-o", str(tmp_path / "o2"), "--threads", "0", "-q"]) == 2
+        assert "--threads 0: give at least 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

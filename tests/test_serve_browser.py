@@ -120,6 +120,30 @@ def serve(app) -> Iterator[str]:
         sock.close()
 
 
+@contextmanager
+def watched_page(chromium: str, profile: Path, server: str, width: int) -> Iterator[tuple]:
+    """A headless Chromium page (fresh profile) -> (page, errors, outside): page errors and console
+    errors (bar Chromium's expected "Failed to load resource" for a rejected upload), and every
+    request that left the server (there must be none: the page works offline)."""
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+            accept_downloads=True, viewport={"width": width, "height": 760},
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                    and "Failed to load resource" not in m.text else None)
+            outside: list[str] = []
+            page.on("request", lambda req: None if req.url.startswith((server, "blob:", "data:"))
+                    else outside.append(req.url))
+            yield page, errors, outside
+        finally:
+            context.close()
+
+
 def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, model_name, tmp_path):
     try:
         from skimage import data as skdata
@@ -132,74 +156,55 @@ def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, model_nam
     bad = tmp_path / "notes.jpg"
     bad.write_text("these are notes, not a photo\n" * 10)
 
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),              # a fresh --user-data-dir
-            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            accept_downloads=True, viewport={"width": 1100, "height": 760},
-        )
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            # console errors, e.g. a Content-Security-Policy violation; the rejected upload's
-            # HTTP 422 is logged by Chromium as "Failed to load resource" and is expected
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                    and "Failed to load resource" not in m.text else None)
-            outside: list[str] = []
-            page.on("request", lambda req: None if req.url.startswith((server_url, "blob:", "data:"))
-                    else outside.append(req.url))
+    with watched_page(chromium, tmp_path / "profile", server_url, 1100) as (page, errors, outside):
+        page.goto(server_url)
+        page.wait_for_selector("#server-status.ok", timeout=15_000)
+        assert page.input_value("#model") == model_name[0]
+        assert page.is_visible("#decode-field") and page.input_value("#decode") == "annealed"
 
-            page.goto(server_url)
-            page.wait_for_selector("#server-status.ok", timeout=15_000)
-            assert page.input_value("#model") == model_name[0]
-            assert page.is_visible("#decode-field") and page.input_value("#decode") == "annealed"
+        page.set_input_files("#files", [str(photo), str(bad)])
+        done = page.locator("article.card[data-state=done]")
+        failed = page.locator("article.card[data-state=error]")
+        done.wait_for(timeout=45_000)
+        failed.wait_for(timeout=15_000)
 
-            page.set_input_files("#files", [str(photo), str(bad)])
-            done = page.locator("article.card[data-state=done]")
-            failed = page.locator("article.card[data-state=error]")
-            done.wait_for(timeout=45_000)
-            failed.wait_for(timeout=15_000)
+        message = failed.locator(".error").inner_text()
+        assert message.startswith("notes.jpg: the photo is not an image"), message
+        assert page.inner_text("#overall-text").startswith("2 of 2 done (1 failed)")
 
-            message = failed.locator(".error").inner_text()
-            assert message.startswith("notes.jpg: the photo is not an image"), message
-            assert page.inner_text("#overall-text").startswith("2 of 2 done (1 failed)")
+        # the colorized image, read back from the page's own <img>
+        pixels = page.evaluate("""async () => {
+            const img = document.querySelector("article.card[data-state=done] img.after");
+            await img.decode();
+            const c = document.createElement("canvas");
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext("2d");
+            ctx.drawImage(img, 0, 0);
+            const d = ctx.getImageData(0, 0, c.width, c.height).data;
+            let diff = 0;
+            for (let i = 0; i < d.length; i += 4) diff += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
+            return { w: c.width, h: c.height, chroma: diff / (d.length / 4) };
+        }""")
+        assert (pixels["w"], pixels["h"]) == gray.size
+        assert pixels["chroma"] > 2.0, pixels
 
-            # the colorized image, read back from the page's own <img>
-            pixels = page.evaluate("""async () => {
-                const img = document.querySelector("article.card[data-state=done] img.after");
-                await img.decode();
-                const c = document.createElement("canvas");
-                c.width = img.naturalWidth; c.height = img.naturalHeight;
-                const ctx = c.getContext("2d");
-                ctx.drawImage(img, 0, 0);
-                const d = ctx.getImageData(0, 0, c.width, c.height).data;
-                let diff = 0;
-                for (let i = 0; i < d.length; i += 4) diff += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
-                return { w: c.width, h: c.height, chroma: diff / (d.length / 4) };
-            }""")
-            assert (pixels["w"], pixels["h"]) == gray.size
-            assert pixels["chroma"] > 2.0, pixels
+        # the before/after slider moves the divide
+        slider = done.locator("input.slider")
+        slider.evaluate("(el) => { el.value = 30; el.dispatchEvent(new Event('input', { bubbles: true })); }")
+        pos = done.locator(".compare").evaluate("(el) => el.style.getPropertyValue('--pos')")
+        assert pos == "30%"
+        slider.evaluate("(el) => { el.value = 50; el.dispatchEvent(new Event('input', { bubbles: true })); }")
 
-            # the before/after slider moves the divide
-            slider = done.locator("input.slider")
-            slider.evaluate("(el) => { el.value = 30; el.dispatchEvent(new Event('input', { bubbles: true })); }")
-            pos = done.locator(".compare").evaluate("(el) => el.style.getPropertyValue('--pos')")
-            assert pos == "30%"
-            slider.evaluate("(el) => { el.value = 50; el.dispatchEvent(new Event('input', { bubbles: true })); }")
+        with page.expect_download(timeout=15_000) as info:
+            done.locator("a.download").click()
+        download = info.value
+        assert download.suggested_filename == "chelsea-color.png"
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
 
-            with page.expect_download(timeout=15_000) as info:
-                done.locator("a.download").click()
-            download = info.value
-            assert download.suggested_filename == "chelsea-color.png"
-            saved = tmp_path / download.suggested_filename
-            download.save_as(saved)
-
-            shot = tmp_path / "serve-screenshot.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert errors == [] and outside == []
-        finally:
-            context.close()
+        shot = tmp_path / "serve-screenshot.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert errors == [] and outside == []
 
     with Image.open(saved) as im:
         assert im.format == "PNG" and im.size == gray.size
@@ -286,121 +291,105 @@ def test_color_hints_pin_undo_save_load_and_download(chromium, hint_server_url, 
     photo = tmp_path / "street.jpg"
     gray.save(photo, quality=92)
 
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            accept_downloads=True, viewport={"width": 1000, "height": 760},
-        )
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                    and "Failed to load resource" not in m.text else None)
-            outside: list[str] = []
-            page.on("request", lambda req: None if req.url.startswith((hint_server_url, "blob:", "data:"))
-                    else outside.append(req.url))
+    with watched_page(chromium, tmp_path / "profile", hint_server_url, 1000) as (page, errors, outside):
+        page.goto(hint_server_url)
+        page.wait_for_selector("#server-status.ok", timeout=15_000)
+        assert page.input_value("#model") == "tiny"          # the server's default stays the choice
+        assert "choose tiny-hints" in page.inner_text("#hints-note")
+        page.select_option("#model", "tiny-hints")
+        assert "takes color hints" in page.inner_text("#hints-note")
 
-            page.goto(hint_server_url)
-            page.wait_for_selector("#server-status.ok", timeout=15_000)
-            assert page.input_value("#model") == "tiny"          # the server's default stays the choice
-            assert "choose tiny-hints" in page.inner_text("#hints-note")
-            page.select_option("#model", "tiny-hints")
-            assert "takes color hints" in page.inner_text("#hints-note")
+        page.set_input_files("#files", [str(photo)])
+        card = page.locator("article.card[data-state=done]")
+        card.wait_for(timeout=45_000)
+        assert card.locator(".hint-tools").is_visible()
+        assert card.get_attribute("data-version") == "1"
+        first = _result(page)
+        assert first.shape == (120, 160, 3)
 
-            page.set_input_files("#files", [str(photo)])
-            card = page.locator("article.card[data-state=done]")
-            card.wait_for(timeout=45_000)
-            assert card.locator(".hint-tools").is_visible()
-            assert card.get_attribute("data-version") == "1"
-            first = _result(page)
-            assert first.shape == (120, 160, 3)
+        # a click on the photo pins a point there, selected and focused
+        layer = card.locator(".points")
+        box = layer.bounding_box()
+        layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
+        point = card.locator(".point")
+        assert point.count() == 1
+        assert point.get_attribute("aria-pressed") == "true"
+        assert point.evaluate("(el) => el === document.activeElement")
+        x, y = (int(v) for v in point.get_attribute("aria-label").split(" at ")[1].split(":")[0].split(", "))
+        assert abs(x - 0.3 * 160) <= 2 and abs(y - 0.4 * 120) <= 2
 
-            # a click on the photo pins a point there, selected and focused
-            layer = card.locator(".points")
-            box = layer.bounding_box()
-            layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
-            point = card.locator(".point")
-            assert point.count() == 1
-            assert point.get_attribute("aria-pressed") == "true"
-            assert point.evaluate("(el) => el === document.activeElement")
-            x, y = (int(v) for v in point.get_attribute("aria-label").split(" at ")[1].split(":")[0].split(", "))
-            assert abs(x - 0.3 * 160) <= 2 and abs(y - 0.4 * 120) <= 2
+        # the palette suggests colors for it; one click uses one
+        swatches = card.locator(".swatch")
+        swatches.first.wait_for(timeout=30_000)
+        assert 1 <= swatches.count() <= 6
+        chosen = swatches.last.get_attribute("data-color")
+        swatches.last.click()
+        assert point.get_attribute("aria-label").endswith(chosen)
+        assert card.locator(".hint-color").input_value() == chosen
+        _settle(page, card)
 
-            # the palette suggests colors for it; one click uses one
-            swatches = card.locator(".swatch")
-            swatches.first.wait_for(timeout=30_000)
-            assert 1 <= swatches.count() <= 6
-            chosen = swatches.last.get_attribute("data-color")
-            swatches.last.click()
-            assert point.get_attribute("aria-label").endswith(chosen)
-            assert card.locator(".hint-color").input_value() == chosen
-            _settle(page, card)
+        # the color input: a vivid green, and the result changes
+        card.locator(".hint-color").fill("#00ff40")
+        assert point.get_attribute("aria-label").endswith("#00ff40")
+        pinned = _settle(page, card)
+        assert np.abs(pinned - first).mean() > 0.05, np.abs(pinned - first).mean()
+        assert "1 hint" in card.locator(".meta").inner_text()
 
-            # the color input: a vivid green, and the result changes
-            card.locator(".hint-color").fill("#00ff40")
-            assert point.get_attribute("aria-label").endswith("#00ff40")
-            pinned = _settle(page, card)
-            assert np.abs(pinned - first).mean() > 0.05, np.abs(pinned - first).mean()
-            assert "1 hint" in card.locator(".meta").inner_text()
+        # the keyboard: arrows move the focused point, Ctrl+Z undoes the move
+        label = point.get_attribute("aria-label")
+        point.focus()
+        page.keyboard.press("ArrowRight")
+        moved = point.get_attribute("aria-label")
+        assert moved.startswith(f"color hint 1 of 1 at {x + 2}, {y}:"), moved
+        page.keyboard.press("Control+z")
+        assert point.get_attribute("aria-label") == label
 
-            # the keyboard: arrows move the focused point, Ctrl+Z undoes the move
-            label = point.get_attribute("aria-label")
-            point.focus()
-            page.keyboard.press("ArrowRight")
-            moved = point.get_attribute("aria-label")
-            assert moved.startswith(f"color hint 1 of 1 at {x + 2}, {y}:"), moved
-            page.keyboard.press("Control+z")
-            assert point.get_attribute("aria-label") == label
+        # save hints: a JSON file in the documented format
+        with page.expect_download(timeout=15_000) as info:
+            card.locator(".hint-save").click()
+        assert info.value.suggested_filename == "street.hints.json"
+        saved_hints = tmp_path / "street.hints.json"
+        info.value.save_as(saved_hints)
+        assert json.loads(saved_hints.read_text()) == [{"x": x, "y": y, "color": "#00ff40"}]
 
-            # save hints: a JSON file in the documented format
-            with page.expect_download(timeout=15_000) as info:
-                card.locator(".hint-save").click()
-            assert info.value.suggested_filename == "street.hints.json"
-            saved_hints = tmp_path / "street.hints.json"
-            info.value.save_as(saved_hints)
-            assert json.loads(saved_hints.read_text()) == [{"x": x, "y": y, "color": "#00ff40"}]
+        # undo back to no point at all: the first result again
+        undo = card.locator(".hint-undo")
+        while undo.is_enabled():
+            undo.click()
+        assert point.count() == 0
+        assert np.array_equal(_settle(page, card), first)
 
-            # undo back to no point at all: the first result again
-            undo = card.locator(".hint-undo")
-            while undo.is_enabled():
-                undo.click()
-            assert point.count() == 0
-            assert np.array_equal(_settle(page, card), first)
+        # load the saved hints: the point is back, and so is its color
+        card.locator(".hint-load").set_input_files(str(saved_hints))
+        assert point.count() == 1 and point.get_attribute("aria-label").endswith("#00ff40")
+        assert np.array_equal(_settle(page, card), pinned)
 
-            # load the saved hints: the point is back, and so is its color
-            card.locator(".hint-load").set_input_files(str(saved_hints))
-            assert point.count() == 1 and point.get_attribute("aria-label").endswith("#00ff40")
-            assert np.array_equal(_settle(page, card), pinned)
+        # select with Enter, delete with the Delete key
+        point.focus()
+        page.keyboard.press("Enter")
+        assert point.get_attribute("aria-pressed") == "true"
+        page.keyboard.press("Delete")
+        assert point.count() == 0
+        _settle(page, card)
 
-            # select with Enter, delete with the Delete key
-            point.focus()
-            page.keyboard.press("Enter")
-            assert point.get_attribute("aria-pressed") == "true"
-            page.keyboard.press("Delete")
-            assert point.count() == 0
-            _settle(page, card)
+        # the Add point button pins one in the middle, and the Delete point button removes it
+        card.locator(".hint-add").click()
+        assert point.get_attribute("aria-label").startswith("color hint 1 of 1 at 80, 60:")
+        card.locator(".hint-delete").click()
+        assert point.count() == 0
+        _settle(page, card)
 
-            # the Add point button pins one in the middle, and the Delete point button removes it
-            card.locator(".hint-add").click()
-            assert point.get_attribute("aria-label").startswith("color hint 1 of 1 at 80, 60:")
-            card.locator(".hint-delete").click()
-            assert point.count() == 0
-            _settle(page, card)
-
-            # pin green again and download the result
-            layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
-            card.locator(".hint-color").fill("#00ff40")
-            final = _settle(page, card)
-            assert np.array_equal(final, pinned)
-            with page.expect_download(timeout=15_000) as info:
-                card.locator("a.download").click()
-            assert info.value.suggested_filename == "street-color.png"
-            result = tmp_path / "street-color.png"
-            info.value.save_as(result)
-            assert errors == [] and outside == []
-        finally:
-            context.close()
+        # pin green again and download the result
+        layer.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
+        card.locator(".hint-color").fill("#00ff40")
+        final = _settle(page, card)
+        assert np.array_equal(final, pinned)
+        with page.expect_download(timeout=15_000) as info:
+            card.locator("a.download").click()
+        assert info.value.suggested_filename == "street-color.png"
+        result = tmp_path / "street-color.png"
+        info.value.save_as(result)
+        assert errors == [] and outside == []
 
     with Image.open(result) as im:
         assert im.format == "PNG" and im.size == (160, 120)

@@ -178,7 +178,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         args.model = HINT_MODEL
     backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
     colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, device=args.device,
-                          name=args.model, backend=backend, **options)
+                          name=args.model, backend=backend, threads=apply_threads(args), **options)
     extra = photo_options(colorizer, args)  # every check before anything is written or drawn
     tally: Counter[str] = Counter()
     if out_dir.is_dir():
@@ -332,7 +332,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--at {args.at}: expected X,Y such as 120,45") from None
     hints = hints_source(args.hints)(Path(args.photo)) if args.hints else None
-    colorizer = Colorizer(args.model, render_size=args.render_size, name=args.model)
+    colorizer = Colorizer(args.model, render_size=args.render_size, name=args.model, threads=apply_threads(args))
     colors = colorizer.suggest(args.photo, x, y, k=args.k, hints=hints)
     if args.json:
         print(json.dumps(colors))
@@ -426,6 +426,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.data, args.model or ["default", "gray"], size=args.size, out_dir=Path(args.out),
                       limit=args.limit, progress=not args.quiet, decode=args.decode,
                       render_size=args.render_size, backend=args.backend, pseudo_labels=args.pseudo_labels,
+                      threads=apply_threads(args),
                       **({"metrics": [m.strip() for m in args.metrics.split(",")]} if args.metrics else {}))
     print(report["markdown"])
     print(f"report: {Path(args.out) / 'report.md'}")
@@ -477,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos: keep the frames decoded before a truncated or corrupt part "
                         "(default: an error, nothing written)")
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_threads_flag(c)
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_colorize)
 
@@ -507,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--decode", default=None, help="decode method for histogram models")
     e.add_argument("--limit", type=int, default=None, help="score an evenly spaced subset of N photos")
     e.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"], help="network runtime")
+    add_threads_flag(e)
     e.add_argument("--pseudo-labels", action="store_true",
                    help="semantic top-1 on any photo: label each by the classifier's confident class of its truth")
     e.add_argument("--metrics", default=None, metavar="A,B,...",
@@ -529,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
                    help=f"longer side the network sees, in pixels (default: {DEFAULT_RENDER_SIZE})")
     h.add_argument("--json", action="store_true", help="print JSON instead of one color per line")
+    add_threads_flag(h)
     h.set_defaults(func=cmd_suggest)
 
     m = sub.add_parser("models", help="list shipped models and architectures")
@@ -552,6 +556,25 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():
         command.set_defaults(parser=command)
     return p
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads of the network runtime (PyTorch intra-op and onnxruntime; "
+                             "default: one per core)")
+
+
+def apply_threads(args: argparse.Namespace) -> int | None:
+    """--threads N -> PyTorch's intra-op threads (the runtime's are passed to the Colorizer); None: defaults."""
+    n = getattr(args, "threads", None)
+    if n is None:
+        return None
+    if n < 1:
+        raise UserError(f"--threads {n}: give at least 1")
+    import torch
+
+    torch.set_num_threads(n)
+    return n
 
 
 def _version() -> str:

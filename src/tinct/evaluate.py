@@ -151,7 +151,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, float]]:
 class _Runner:
     """Wraps a model spec into ``run(truth_u8) -> colorized uint8``."""
 
-    def __init__(self, spec: str, render_size: int, decode: str | None, backend: str = "torch"):
+    def __init__(self, spec: str, render_size: int, decode: str | None, backend: str = "torch",
+                 threads: int | None = None):
         self.spec = spec
         name, method, options = parse_spec(spec)
         self.kind = name if name in BASELINES else "model"
@@ -161,7 +162,7 @@ class _Runner:
             from .pipeline import Colorizer
 
             self.colorizer = Colorizer(name, render_size=render_size, decode=method or decode, backend=backend,
-                                       **options)
+                                       threads=threads, **options)
             meta = getattr(self.colorizer.model, "metadata", {})
             temperature = f" (T = {options['temperature']:g})" if options else ""
             self.description = (f"{meta.get('arch', '?')} ({meta.get('name', name)}), "
@@ -242,7 +243,8 @@ def score_colorizer(items: list[dict[str, Any]], colorize: Callable[[np.ndarray]
 def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir: Path | None = None,
              limit: int | None = None, progress: bool = True, decode: str | None = None,
              render_size: int | None = None, examples: int = 6, backend: str = "torch",
-             pseudo_labels: bool = False, metrics: Sequence[str] = M.METRIC_KEYS) -> dict[str, Any]:
+             pseudo_labels: bool = False, metrics: Sequence[str] = M.METRIC_KEYS,
+             threads: int | None = None) -> dict[str, Any]:
     """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``.
 
     With ``pseudo_labels``, photos without an ImageNet label get the classifier's confident
@@ -252,7 +254,7 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
     psnr, auc, colorfulness and cf_gap cost a fifth of all eight); the pooled AuCs are always there.
     """
     items = load_eval_set(list(data), size, limit)
-    runners = [_Runner(m, render_size or size, decode, backend) for m in models]
+    runners = [_Runner(m, render_size or size, decode, backend, threads) for m in models]
     classifier = _classifier() if pseudo_labels or any(it["label"] >= 0 for it in items) else None
     pseudo = pseudo_label(items, classifier) if pseudo_labels else 0
     labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
