@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=list(COUNTS))
     ap.add_argument("--plot", type=Path, default=None, help="write the curve here (e.g. docs/hints-curve.png)")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "hints.json")
+    ap.add_argument("--no-timing", action="store_true", help="skip the hint-update timing")
     args = ap.parse_args()
     if not args.corpus.is_file():
         sys.exit(f"hints: the corpus manifest {args.corpus} is absent (docs/data.md builds it)")
@@ -144,7 +145,7 @@ def main() -> None:
     items = load_eval_set([args.corpus], args.size, args.limit)
     hinted = score_counts(Colorizer(args.model, render_size=args.size), items, tuple(args.counts))
     automatic = score_automatic(Colorizer(args.baseline, render_size=args.size), items)
-    timing = time_update(args.model)
+    timing = time_update(args.model) if not args.no_timing else {"update_ms": float("nan"), "prepare_ms": float("nan"), "photo": "-", "render_size": 0}
     results = {"model": args.model, "baseline": args.baseline, "photos": len(items), "size": args.size,
                "hints": hinted, "automatic": automatic, "timing": timing}
     print(f"{len(items)} held-out photos of {args.corpus} ({args.size}x{args.size} center crops); "

@@ -134,3 +134,27 @@ def test_suggest_gives_k_distinct_colors_most_likely_first(hint_colorizer):
     assert len({c["color"] for c in colors}) == 4
     with pytest.raises(HintError, match="outside"):
         hint_colorizer.suggest(img, 99, 15)
+
+
+# ----------------------------------------------------------------------------- the shipped hint model
+def test_the_shipped_hint_model_turns_a_hinted_gray_region_red_and_leaves_far_regions():
+    """examples/coffee.jpg: one red hint on the cup, which the automatic colors leave near gray."""
+    from pathlib import Path
+
+    from skimage.color import rgb2lab
+
+    photo = Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg"
+    c = Colorizer("tinct-lite2-hints", render_size=384)
+    prepared = c.prepare(photo)
+
+    def ab_at(rgb, x, y):  # mean a, b of a 7x7 block
+        return rgb2lab(rgb[y - 3:y + 4, x - 3:x + 4]).reshape(-1, 3)[:, 1:].mean(0)
+
+    auto = c.colorize(prepared, dtype=np.uint8).rgb
+    red = c.colorize(prepared, hints=[{"x": 300, "y": 235, "color": "#c01818"}], dtype=np.uint8).rgb
+    before, after = ab_at(auto, 300, 235), ab_at(red, 300, 235)
+    assert np.hypot(*before) < 15                    # the automatic cup is a low-chroma brown-gray
+    assert after[0] > 25 and after[0] > after[1]     # red: a* high and above b*
+    assert np.hypot(*(ab_at(red, 250, 180) - ab_at(auto, 250, 180))) > 10   # the hint spreads over the cup
+    for x, y in ((560, 40), (40, 380)):              # the wooden table, far from the cup
+        assert np.hypot(*(ab_at(red, x, y) - ab_at(auto, x, y))) < 2
