@@ -1,12 +1,13 @@
 """Speed and memory of tinct on this machine; prints tables (README numbers come from here).
 
-    python benchmarks/speed.py [--model default] [--photos DIR] [--count 24]
+    python benchmarks/speed.py [--model default] [--photos DIR] [--count 24] [--repeats 3]
 
 1. Network forward at 256^2 for the shipped models and for a reference network with Zhang
    et al.'s ECCV16 generator shapes (random weights), in the same run, as a ratio.
 2. End to end: ``tinct colorize`` on a folder of ~0.8-MP JPEG photos (decode, color, network,
-   encode; the process start amortised over the folder), ms per photo and its ratio to the
-   ECCV16 forward (DESIGN.md's goal: <= 0.25).
+   encode; model loading amortised over the folder), ms per photo and its ratio to the ECCV16
+   forward (DESIGN.md's goal: <= 0.25), per backend and ``--threads``, the combinations
+   alternated ``--repeats`` times (median).
 3. Peak memory (max RSS of a fresh process) colorizing one 12-MP photo.
 
 Photos: ../shared/data/test/sun_hays80 when present (mostly 1024x768), else generated ones.
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--render-size", type=int, default=None)
     ap.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="network runtimes to time")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="end-to-end runs per (backend, threads), alternated so load changes hit all alike")
     args = ap.parse_args()
 
     import tinct
@@ -106,27 +109,32 @@ def main() -> None:
         print(f"| {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) | {ms:.1f} | {ms / ref_ms:.2f} |")
 
     print(f"\nEnd to end: tinct colorize on a folder of JPEGs (render size {render})")
-    print("| model | backend | torch threads | photos | mean size | ms / photo | ratio to ECCV16 forward |")
+    print(f"(median of {args.repeats} alternated runs per row; --threads sets PyTorch's and onnxruntime's threads)")
+    print("| model | backend | threads | photos | mean size | ms / photo | ratio to ECCV16 forward |")
     print("|---|---|---:|---:|---:|---:|---:|")
     threads0 = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "in", args.count, args.photos)
         mp = np.mean([np.prod(Image.open(p).size) for p in photos]) / 1e6
         for name in names:
-            for backend in args.backends:
-                for threads in sorted({1, threads0}):
-                    torch.set_num_threads(threads)
+            combos = [(b, t) for b in args.backends for t in sorted({1, threads0})]
+            for backend, threads in combos:  # warm-up: export/cache the ONNX file, as a user's second run would
+                cli_main(["colorize", str(photos[0]), "-o", str(Path(tmp) / "warm"), "--model", name,
+                          "--backend", backend, "--threads", str(threads), "-q", "--overwrite"])
+            times: dict[tuple[str, int], list[float]] = {c: [] for c in combos}
+            for _ in range(args.repeats):  # the combinations alternate within each round
+                for backend, threads in combos:
                     out = Path(tmp) / f"out_{name}_{backend}_{threads}"
-                    # warm-up: export/cache the ONNX file and load the model once, as a user's second run would
-                    cli_main(["colorize", str(photos[0]), "-o", str(out / "warm"), "--model", name,
-                              "--backend", backend, "-q", "--overwrite"])
                     t = time.perf_counter()
                     rc = cli_main(["colorize", str(Path(tmp) / "in"), "-o", str(out), "--model", name,
-                                   "--render-size", str(render), "--backend", backend, "-q", "--overwrite"])
-                    per = 1000 * (time.perf_counter() - t) / len(photos)
+                                   "--render-size", str(render), "--backend", backend, "--threads", str(threads),
+                                   "-q", "--overwrite"])
+                    times[(backend, threads)].append(1000 * (time.perf_counter() - t) / len(photos))
                     assert rc == 0
-                    print(f"| {name} | {backend} | {threads} | {len(photos)} | {mp:.2f} MP | {per:.0f} | "
-                          f"{per / ref_ms:.2f} |", flush=True)
+            for (backend, threads), ts in times.items():
+                per = float(np.median(ts))
+                print(f"| {name} | {backend} | {threads} | {len(photos)} | {mp:.2f} MP | {per:.0f} | "
+                      f"{per / ref_ms:.2f} |", flush=True)
         torch.set_num_threads(threads0)
         print("\nPeak memory colorizing one 12-MP photo (4000x3000, max RSS of a fresh process)")
         print("| model | peak RSS |\n|---|---:|")

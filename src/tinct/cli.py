@@ -468,10 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
-    c.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                   help="network runtime: auto (default) uses onnxruntime when installed, which is faster on "
-                        "CPUs and matches PyTorch within 1/255 (exported once, cached in ~/.cache/tinct/onnx), "
-                        "else PyTorch")
+    c.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"],
+                   help="network runtime: torch (default; the fastest end to end on 2 cores, benchmarks/speed.py), "
+                        "onnx (onnxruntime, matches PyTorch within 1/255; exported once, cached in "
+                        "~/.cache/tinct/onnx), or auto (onnx when installed and the model takes no hints or style)")
     c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
                    help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
     c.add_argument("--allow-partial", action="store_true",
