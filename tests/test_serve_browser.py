@@ -173,20 +173,10 @@ def test_page_colorizes_a_photo_and_downloads_it(chromium, server_url, model_nam
         assert page.inner_text("#overall-text").startswith("2 of 2 done (1 failed)")
 
         # the colorized image, read back from the page's own <img>
-        pixels = page.evaluate("""async () => {
-            const img = document.querySelector("article.card[data-state=done] img.after");
-            await img.decode();
-            const c = document.createElement("canvas");
-            c.width = img.naturalWidth; c.height = img.naturalHeight;
-            const ctx = c.getContext("2d");
-            ctx.drawImage(img, 0, 0);
-            const d = ctx.getImageData(0, 0, c.width, c.height).data;
-            let diff = 0;
-            for (let i = 0; i < d.length; i += 4) diff += Math.abs(d[i] - d[i + 1]) + Math.abs(d[i + 1] - d[i + 2]);
-            return { w: c.width, h: c.height, chroma: diff / (d.length / 4) };
-        }""")
-        assert (pixels["w"], pixels["h"]) == gray.size
-        assert pixels["chroma"] > 2.0, pixels
+        pixels = _result(page, "article.card[data-state=done] img.after")
+        assert pixels.shape[1::-1] == gray.size
+        chroma = np.abs(pixels[..., 0] - pixels[..., 1]) + np.abs(pixels[..., 1] - pixels[..., 2])
+        assert chroma.mean() > 2.0, chroma.mean()
 
         # the before/after slider moves the divide
         slider = done.locator("input.slider")
@@ -258,9 +248,9 @@ def test_dropped_photo_with_samples_shows_each_sample(chromium, server_url, tmp_
             context.close()
 
 
-# the pixels of the card's result image, read back in the page
-READ_RESULT = """async () => {
-    const img = document.querySelector("article.card img.after");
+# the pixels of a result image (by default the card's), read back in the page
+READ_RESULT = """async (selector) => {
+    const img = document.querySelector(selector || "article.card img.after");
     await img.decode();
     const c = document.createElement("canvas");
     c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -275,8 +265,9 @@ SETTLED = """(v) => {
 }"""
 
 
-def _result(page) -> np.ndarray:
-    got = page.evaluate(READ_RESULT)
+def _result(page, selector: str | None = None) -> np.ndarray:
+    """The result image's pixels as the page shows them -> (H,W,3) int16."""
+    got = page.evaluate(READ_RESULT, selector)
     return np.asarray(got["rgba"], dtype=np.int16).reshape(got["h"], got["w"], 4)[..., :3]
 
 
