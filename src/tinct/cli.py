@@ -176,15 +176,22 @@ def cmd_colorize(args: argparse.Namespace) -> int:
                         "(use --hints auto for <name>.hints.json beside each photo)")
     if args.hints and args.model == "default":
         args.model = HINT_MODEL
-    backend = "torch" if (args.device == "cuda" and args.backend == "auto") else args.backend
+    # auto: photos on PyTorch, videos on onnxruntime when installed: the faster runtime for each,
+    # measured end to end (benchmarks/speed.py, benchmarks/video_speed.py)
+    photo_backend = "torch" if args.backend == "auto" or args.device == "cuda" else args.backend
+    threads = apply_threads(args)
     colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, device=args.device,
-                          name=args.model, backend=backend, threads=apply_threads(args), **options)
+                          name=args.model, backend=photo_backend, threads=threads, **options)
     extra = photo_options(colorizer, args)  # every check before anything is written or drawn
     tally: Counter[str] = Counter()
     if out_dir.is_dir():
         tally["removed"] = remove_stale_temporaries(out_dir, started)
     if videos:
-        tally += colorize_videos(colorizer, videos, args)
+        video_colorizer = colorizer
+        if args.backend == "auto" and args.device == "cpu":
+            video_colorizer = Colorizer(colorizer.runtime.model, render_size=args.render_size, decode=args.decode,
+                                        name=args.model, backend="auto", threads=threads, **options)
+        tally += colorize_videos(video_colorizer, videos, args)
     tally += colorize_photos(colorizer, plan, args, extra)
     if not args.quiet:
         print(summary(tally, inputs.unsupported, args.output, args.samples), file=sys.stderr)
@@ -468,10 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-existing", action="store_true", help="skip photos whose output exists")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
-    c.add_argument("--backend", default="torch", choices=["auto", "torch", "onnx"],
-                   help="network runtime: torch (default; the fastest end to end on 2 cores, benchmarks/speed.py), "
-                        "onnx (onnxruntime, matches PyTorch within 1/255; exported once, cached in "
-                        "~/.cache/tinct/onnx), or auto (onnx when installed and the model takes no hints or style)")
+    c.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                   help="network runtime: auto (default) runs photos on PyTorch and videos on onnxruntime when it is "
+                        "installed (the faster for each on 2 cores: benchmarks/speed.py, video_speed.py; models "
+                        "with hints or a style stay on PyTorch); torch or onnx for all (onnx matches PyTorch within "
+                        "1/255; exported once, cached in ~/.cache/tinct/onnx)")
     c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
                    help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
     c.add_argument("--allow-partial", action="store_true",
