@@ -262,8 +262,15 @@ def test_the_first_onnx_run_says_it_prepares_the_runtime(photo_dir, tmp_path, ti
     assert "preparing" not in capsys.readouterr().err
 
 
-def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):
+def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path, monkeypatch):
+    """--backend auto (the default): photos on PyTorch, the video on onnxruntime (exported once)."""
     av = pytest.importorskip("av")
+    pytest.importorskip("onnxruntime")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert run("colorize", str(photo_dir / "a.jpg"), "-o", str(tmp_path / "only-photos"), "--model",
+               str(tiny_model_path), "-q") == 0
+    assert not list(cache.glob("tinct/onnx/*.onnx"))  # photos alone: no export
     clip = tmp_path / "clip.mp4"
     with av.open(str(clip), "w") as out:
         stream = out.add_stream("libx264", rate=10)
@@ -280,6 +287,7 @@ def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path):
     assert (out_dir / "a.jpg").is_file()
     with av.open(str(out_dir / "clip.mp4")) as result:
         assert sum(1 for _ in result.decode(video=0)) == 8
+    assert list(cache.glob("tinct/onnx/*.onnx"))  # the video ran on onnxruntime
 
 
 # ----------------------------------------------------------------------------- errors and bugs
