@@ -37,13 +37,13 @@ def test_the_check_finds_a_crossing(tmp_path):
     assert private_crossings(bad, tmp_path) == ["probe.py:1: imports _secret", "probe.py:4: calls ._colorize()"]
 
 
-def test_the_command_line_answers_help_without_importing_torch():
+def test_the_command_line_answers_help_and_lists_models_without_importing_torch():
     import subprocess
     import sys
 
     code = ("import sys, contextlib, io\n"
             "from tinct.cli import main\n"
-            "for argv in (['--help'], ['colorize', '--help'], ['train', '--help'], ['export', '--help']):\n"
+            "for argv in (['--help'], ['colorize', '--help'], ['train', '--help'], ['export', '--help'], ['models']):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
             "        main(argv)\n"
             "print(sorted(m for m in ('torch', 'numpy', 'onnx') if m in sys.modules))\n")

@@ -135,3 +135,22 @@ def test_files_with_the_older_sum_checksum_still_load_and_are_checked(tmp_path):
     save_file(load_file(str(path)), str(path), metadata={"tinct": json.dumps(meta)})
     with pytest.raises(ValueError, match="another version"):
         load_weights(path)
+
+
+def test_headers_are_read_without_torch_and_capabilities_are_saved(tmp_path):
+    """tinct.shipped reads the JSON header itself; save_weights records what the model offers."""
+    from tinct.models import build_model
+    from tinct.models.base import registered_models
+    from tinct.shipped import architecture_names, capabilities, shipped_weights
+    from tinct.shipped import read_metadata as header
+
+    path = save_weights(build_model("larsson-hints", space="lab-joint", pretrained=False, hidden=16, key_width=4),
+                        tmp_path / "h.safetensors", {"name": "h"})
+    meta = header(path)
+    assert meta["name"] == "h" and meta["capabilities"]["hints"] is True and meta == read_metadata(path)
+    assert capabilities(meta)["decoders"] == ["expectation", "annealed", "mode", "sample"]
+    assert architecture_names() == registered_models()
+    assert all("capabilities" in header(p) for p in shipped_weights().values())  # tinct models stays torch-free
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(ValueError, match="not a safetensors weights file"):
+        header(tmp_path / "junk.safetensors")

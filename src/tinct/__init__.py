@@ -33,11 +33,10 @@ def load_model(name_or_path: str | _Path = "default", device: str = "cpu"):
 
 def list_models() -> dict[str, _Any]:
     """{"weights": {name: metadata}, "architectures": [...]} for everything tinct can load."""
-    from .models.base import registered_models
-    from .weights import read_metadata, shipped_weights
+    from .shipped import architecture_names, read_metadata, shipped_weights
 
     return {"weights": {n: read_metadata(p) for n, p in shipped_weights().items()},
-            "architectures": registered_models()}
+            "architectures": architecture_names()}
 
 
 def colorize(image: _Any, model: _Any = "default", render_size: int | None = None, decode: str | None = None,

@@ -351,7 +351,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from . import list_models
-    from .weights import capabilities, training_length, traits
+    from .shipped import capabilities, training_length, traits
 
     info = list_models()
     print("Shipped weights (use with --model NAME; [flags] are the colorize options the model takes):")
@@ -380,6 +380,8 @@ def _capability_text(caps: dict) -> str:
         parts.append("--samples")
     if caps["style"]:
         parts.append("--style")
+    if caps.get("hints"):
+        parts.append("--hints")
     return ", ".join(parts) or "no decoder choice"
 
 

@@ -11,7 +11,8 @@ and a checksum) and loading rebuilds it from the package, after checking the che
 keeps a model over a frozen Lite0 at a few hundred KB instead of 7 MB.
 
 Shipped weights live in ``tinct/weights/*.safetensors``; ``default`` is an alias resolved by
-``tinct/weights/aliases.json``.
+``tinct/weights/aliases.json``. Listing them and reading their headers, without torch, is
+``tinct.shipped``'s job; its names are re-exported here.
 """
 
 from __future__ import annotations
@@ -29,10 +30,19 @@ from .atomic import atomic_path
 from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
 from .errors import MissingFileError, UsageError
 from .models.base import ColorModel, build_model
+from .shipped import (  # noqa: F401  (re-exported: the header and the zoo, readable without torch)
+    WEIGHTS_DIR,
+    capabilities,
+    read_metadata,
+    shipped_weights,
+    started_from,
+    training_length,
+    traits,
+)
 
-__all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "capabilities", "WEIGHTS_DIR"]
+__all__ = ["save_weights", "load_weights", "read_metadata", "shipped_weights", "resolve", "capabilities",
+           "model_capabilities", "WEIGHTS_DIR"]
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] | None = None,
@@ -49,7 +59,8 @@ def save_weights(model: ColorModel, path: str | Path, metadata: dict[str, Any] |
         if half and v.is_floating_point():
             v = v.half()
         state[k] = v
-    meta = {"arch": model.arch, "config": model.config, **(metadata or {})}
+    meta = {"arch": model.arch, "config": model.config, "capabilities": model_capabilities(model),
+            **(metadata or {})}
     if packaged:
         meta["packaged"] = {prefix: {"variant": m.variant, "checksum": _checksum(m)} for prefix, m in packaged.items()}
     with atomic_path(path) as tmp:
@@ -96,59 +107,19 @@ def _legacy_checksum(module: torch.nn.Module) -> list[float]:
     return [total, squares]
 
 
-def traits(meta: dict[str, Any]) -> str:
-    """A weights file's metadata -> "arch (backbone, head, ...)": what the model is, in a few words."""
-    cfg = meta.get("config", {})
-    parts = [str(cfg[k]) for k in ("backbone", "low_level", "head", "space") if cfg.get(k)]
-    if cfg.get("tune_levels"):
-        parts.append(f"last {cfg['tune_levels']} levels tuned")
-    if cfg.get("global_features") is False:
-        parts.append("no global features")
-    return f"{meta.get('arch', '?')} ({', '.join(parts) or '-'})"
-
-
-def capabilities(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a weights file's model offers at inference, from its metadata (no weights loaded):
-    ``decoders`` (the choices of ``--decode``; empty when it predicts colors directly),
-    ``default_decode``, ``samples`` (``--samples``: it predicts a distribution) and ``style``."""
-    config = dict(meta.get("config", {}))
-    if "pretrained" in config:
-        config["pretrained"] = False  # random weights: only the model's shape is read
-    model = build_model(meta["arch"], **config)
+def model_capabilities(meta_or_model: dict[str, Any] | ColorModel) -> dict[str, Any]:
+    """What a model offers at inference (see ``tinct.shipped.capabilities``), found by building it
+    from a weights file's metadata (random weights: only its shape is read) or from the model."""
+    model = meta_or_model
+    if not isinstance(model, ColorModel):
+        config = dict(meta_or_model.get("config", {}))
+        if "pretrained" in config:
+            config["pretrained"] = False
+        model = build_model(meta_or_model["arch"], **config)
     decoders = [] if model.decode_methods == ("identity",) else list(model.decode_methods)
+    options = getattr(model, "forward_options", ())
     return {"decoders": decoders, "default_decode": model.default_decode if decoders else None,
-            "samples": "sample" in decoders, "style": "style_L" in getattr(model, "forward_options", ())}
-
-
-def started_from(meta: dict[str, Any]) -> str | None:
-    """A weights file's metadata -> the model its run started from (``tinct train --init``), or None."""
-    init = meta.get("init")
-    return (init.get("name") or init.get("weights") or "?") if init else None
-
-
-def training_length(meta: dict[str, Any]) -> str:
-    """A weights file's metadata -> "1200 steps", or "3100 steps (2600 after iizuka-lite0)" for a run
-    that started from other weights (``tinct train --init``)."""
-    steps = meta.get("steps", "?")
-    source = started_from(meta)
-    if source is None or "total_steps" not in meta:
-        return f"{steps} steps"
-    return f"{meta['total_steps']} steps ({steps} after {source})"
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a tinct weights file."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - any parse failure is "not a weights file"
-        raise UsageError(f"{path} is not a safetensors weights file ({exc})") from exc
-    if "tinct" not in meta:
-        raise UsageError(f"{path} is a safetensors file without tinct metadata (arch, config)")
-    return json.loads(meta["tinct"])
+            "samples": "sample" in decoders, "style": "style_L" in options, "hints": "hints" in options}
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> ColorModel:
@@ -193,20 +164,6 @@ def _same_checksum(module: torch.nn.Module, recorded: Any) -> bool:
         ours = _legacy_checksum(module)
         return all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(ours, recorded))
     return False
-
-
-def _aliases() -> dict[str, str]:
-    f = WEIGHTS_DIR / "aliases.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-def shipped_weights() -> dict[str, Path]:
-    """name -> path of every weights file shipped with tinct (aliases included)."""
-    files = {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
-    for alias, target in _aliases().items():
-        if target in files:
-            files[alias] = files[target]
-    return files
 
 
 def resolve(name_or_path: str | Path) -> Path:
