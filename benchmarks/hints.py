@@ -15,8 +15,9 @@ scored on the same photos. Target (issue #27): +2 dB PSNR at 10 hints over no hi
 hint within 0.3 dB / 0.3 AuC of the automatic default.
 
 Then the time of one hint update as the web page does it: a 1032x774 photo (0.8 MP) prepared
-once at the default render size (384), then ``Colorizer.colorize(prepared, hints=[5 points])``
-plus JPEG encoding, median of 7 runs after a warm-up.
+once at the default render size (384), then ``Colorizer.colorize(prepared, hints=[1-5 points])``
+plus JPEG encoding, median of 7 runs after a warm-up; and the same through the HTTP API
+(``POST /api/photos/{id}/colorize``, in-process client).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +97,34 @@ def time_update(model: str, repeats: int = 7) -> dict[str, float]:
         if r:
             times.append(1000 * (time.perf_counter() - t0))
     return {"prepare_ms": prepare_ms, "update_ms": statistics.median(times), "photo": "1032x774",
-            "render_size": DEFAULT_RENDER_SIZE}
+            "render_size": DEFAULT_RENDER_SIZE, "http_ms": time_http_update(model, photo, hints, repeats)}
+
+
+def time_http_update(model: str, photo, hints: list[dict], repeats: int) -> float | None:
+    """Median ms of ``POST /api/photos/{id}/colorize`` with hints, as the web page sends it after an edit
+    (in-process ASGI client: the HTTP framing and the JPEG response, no network); None without fastapi."""
+    try:
+        with warnings.catch_warnings():  # starlette's note about httpx versions
+            warnings.simplefilter("ignore")
+            from fastapi.testclient import TestClient
+    except ImportError:
+        return None
+    from tinct.serve.app import create_app
+    from tinct.weights import resolve
+
+    buf = io.BytesIO()
+    photo.save(buf, "PNG")
+    with TestClient(create_app({model: resolve(model)}, default_model=model)) as client:
+        up = client.post("/api/photos", files={"image": ("photo.png", buf.getvalue(), "image/png")})
+        photo_id = up.json()["id"]
+        times = []
+        for r in range(repeats + 1):
+            t0 = time.perf_counter()
+            res = client.post(f"/api/photos/{photo_id}/colorize", json={"hints": hints[: 1 + r % 5], "format": "jpeg"})
+            if r:
+                times.append(1000 * (time.perf_counter() - t0))
+            assert res.status_code == 200, res.text
+    return statistics.median(times)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -134,7 +163,11 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=None, help="write the curve here (e.g. docs/hints-curve.png)")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "hints.json")
     ap.add_argument("--no-timing", action="store_true", help="skip the hint-update timing")
+    ap.add_argument("--only-timing", action="store_true", help="only the hint-update timing")
     args = ap.parse_args()
+    if args.only_timing:
+        print(json.dumps(time_update(args.model), indent=1))
+        return
     if not args.corpus.is_file():
         sys.exit(f"hints: the corpus manifest {args.corpus} is absent (docs/data.md builds it)")
 
@@ -150,7 +183,7 @@ def main() -> None:
                "hints": hinted, "automatic": automatic, "timing": timing}
     print(f"{len(items)} held-out photos of {args.corpus} ({args.size}x{args.size} center crops); "
           f"hints drawn from the true colors\n")
-    print(f"| hints | PSNR (dB) | AuC (%) | PSNR vs 0 hints |\n|---:|---:|---:|---:|")
+    print("| hints | PSNR (dB) | AuC (%) | PSNR vs 0 hints |\n|---:|---:|---:|---:|")
     for n in args.counts:
         r = hinted[n]
         print(f"| {n} | {r['psnr']:.2f} | {r['auc']:.2f} | {r['psnr'] - hinted[args.counts[0]]['psnr']:+.2f} |")
@@ -162,6 +195,8 @@ def main() -> None:
         print(f"10 hints vs none: {hinted[10]['psnr'] - hinted[0]['psnr']:+.2f} dB (target: +2 dB)")
     print(f"one hint update on a {timing['photo']} photo at render size {timing['render_size']}: "
           f"{timing['update_ms']:.0f} ms (head + compose + JPEG; preparing the photo once: {timing['prepare_ms']:.0f} ms)")
+    if timing.get("http_ms") is not None:
+        print(f"the same update through the web page's API (POST /api/photos/ID/colorize): {timing['http_ms']:.0f} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     if args.plot:
