@@ -30,7 +30,7 @@ import torch
 
 from .errors import UsageError
 
-__all__ = ["Hint", "HintError", "parse_hints", "load_hints", "hint_ab", "render_hints", "simulate_hints",
+__all__ = ["Hint", "HintError", "hint_list", "parse_hints", "load_hints", "hint_ab", "render_hints", "simulate_hints",
            "HINT_PATCH", "color_hex"]
 
 HINT_PATCH = 5  # side, in network-input pixels, of the square a user hint covers
@@ -69,12 +69,9 @@ def color_hex(rgb: tuple[float, float, float]) -> str:
     return "#" + "".join(f"{max(0, min(255, round(c * 255))):02x}" for c in rgb)
 
 
-def parse_hints(data: Any, width: int, height: int) -> list[Hint]:
-    """JSON text or a decoded list of hint objects -> hints in pixels of a ``width`` x ``height`` photo.
-
-    Raises HintError (one line, naming the hint by its index) for anything that is not a list
-    of {"x", "y", "color"} objects inside the photo.
-    """
+def hint_list(data: Any) -> list[Any]:
+    """JSON text, ``{"hints": [...]}`` or a list -> the list of hint objects, not yet checked one by
+    one (that needs the photo's size: ``parse_hints``). HintError when it is not such a list."""
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
@@ -84,6 +81,16 @@ def parse_hints(data: Any, width: int, height: int) -> list[Hint]:
         data = data["hints"]
     if not isinstance(data, list):
         raise HintError('hints must be a JSON list such as [{"x": 120, "y": 45, "color": "#3050c0"}]')
+    return data
+
+
+def parse_hints(data: Any, width: int, height: int) -> list[Hint]:
+    """JSON text or a decoded list of hint objects -> hints in pixels of a ``width`` x ``height`` photo.
+
+    Raises HintError (one line, naming the hint by its index) for anything that is not a list
+    of {"x", "y", "color"} objects inside the photo.
+    """
+    data = hint_list(data)
     out = []
     for i, item in enumerate(data):
         where = f"hint {i + 1}"

@@ -115,19 +115,9 @@ class Colorizer:
         self.runtime = load_runtime(model, "torch" if device != "cpu" else backend, threads)
         self.model = self.runtime.model.eval().to(device)
         self.render_size = render_size
-        self.method = self._check_method(decode)
+        self.method = self.model.check_method(decode, self.name)
         self.device = device
         self.decode_options = decode_options
-
-    def _check_method(self, method: str | None) -> str:
-        """The decode method to use; an unknown one is an error naming the model as the caller did."""
-        choices = self.model.decode_methods
-        if method is not None and method not in choices:
-            if choices == ("identity",):  # the network predicts colors; there is nothing to decode
-                raise UsageError(f"model {self.name!r} predicts colors directly, so it has no decoder to choose; "
-                                 f"got {method!r}")
-            raise UsageError(f"model {self.name!r} decodes with {', '.join(choices)}; got {method!r}")
-        return self.model.check_method(method)
 
     # -- core -----------------------------------------------------------------------------
     def render_lightness(self, L_full: torch.Tensor) -> torch.Tensor:

@@ -107,10 +107,12 @@ class ColorModel(nn.Module):
     def confidence(self, pred: Prediction) -> torch.Tensor | None:
         return None
 
-    def check_method(self, method: str | None) -> str:
+    def check_method(self, method: str | None, name: str | None = None) -> str:
+        """The decode method to use (None: the default); an unknown one is a one-line error naming
+        the model as ``name`` (default: its weights' name, else its architecture)."""
         method = method or self.default_decode
         if method not in self.decode_methods:
-            name = (getattr(self, "metadata", None) or {}).get("name") or self.arch
+            name = name or (getattr(self, "metadata", None) or {}).get("name") or self.arch
             if self.decode_methods == ("identity",):  # the network predicts colors: nothing to decode
                 raise UsageError(f"model {name!r} predicts colors directly, so it has no decoder to choose; "
                                  f"got {method!r}")

@@ -59,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import logging
 import re
 import threading
@@ -88,7 +87,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from .. import imageio as tio
 from ..errors import UsageError
-from ..hints import Hint, HintError, parse_hints
+from ..hints import Hint, HintError, hint_list, parse_hints
 from ..models.base import ColorModel, build_model
 from ..pipeline import DEFAULT_RENDER_SIZE, Colorizer, Prepared
 from ..weights import load_weights, read_metadata
@@ -791,15 +790,10 @@ def _hints_in(value: Any, info: ModelInfo, limits: Limits, pool: ModelPool) -> l
     (400 naming ``hints``): JSON, a list, at most ``max_hints``, a model that takes hints."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, (str, bytes)):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ApiError(400, f"hints are not valid JSON: {exc}", "hints") from None
-    if isinstance(value, dict) and "hints" in value:
-        value = value["hints"]
-    if not isinstance(value, list):
-        raise ApiError(400, 'hints must be a JSON list such as [{"x": 120, "y": 45, "color": "#3050c0"}]', "hints")
+    try:
+        value = hint_list(value)
+    except HintError as exc:
+        raise ApiError(400, str(exc), "hints") from None
     if len(value) > limits.max_hints:
         raise ApiError(400, f"at most {limits.max_hints} hints per request, got {len(value)}", "hints")
     if value and not info.hints:
