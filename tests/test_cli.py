@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.cli import NOTICE_LOGGER, OneLineFormatter, glob_root, main
+from tinct.cli import NOTICE_LOGGER, OneLineFormatter, main
+from tinct.engines.listing import glob_root
 
 
 def run(*args: str) -> int:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
-import itertools
 import logging
 import os
 import re
@@ -22,9 +20,10 @@ import traceback
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engines.listing import Inputs, describe_kinds, expand_inputs, plan_outputs
+from .engines.storage import is_url
 from .errors import TinctError, UsageError
 
 __all__ = ["main"]
@@ -37,113 +36,8 @@ class UserError(UsageError):
 
 
 # ----------------------------------------------------------------------------- colorize
-WILDCARDS = "*?["
 # tinct.video writes a video into ".<stem>.<8 hex digits>.partial<ext>" next to it, then renames it.
 VIDEO_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.partial\.\w+")
-
-
-@dataclass
-class Inputs:
-    """What INPUT arguments name: sorted (file, root) pairs, and the files of other kinds left out."""
-
-    files: list[tuple[Path, Path]] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)  # extension -> how many files
-
-
-def expand_inputs(items: Sequence[str], output: Path | None = None) -> Inputs:
-    """Files, folders (recursive) and globs -> (file, root) pairs; root is where relative paths start.
-
-    A folder is its own root and a glob's root is its fixed prefix (``photos`` for
-    ``photos/**/*.png``), so outputs keep the sub-folders; a named file's root is its folder.
-    Folders and globs leave out the ``output`` folder when it lies inside them (an earlier run's
-    outputs), folders also hidden files, and both count files that are not supported images in
-    ``Inputs.unsupported`` instead of listing them.
-    """
-    found = Inputs()
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            skip = _inner_output(p, output)
-            files = [f for f in p.rglob("*") if f.is_file() and not _hidden(f, p) and not _inside(f, p, skip)]
-            _add_walked(found, item, p, files, "no images found in this folder")
-        elif p.exists():
-            found.files.append((p, p.parent))
-        elif any(ch in item for ch in WILDCARDS):
-            pattern = os.path.expanduser(item)
-            root = glob_root(pattern)
-            skip = _inner_output(root, output)
-            matches = [Path(m) for m in glob.glob(pattern, recursive=True)]
-            if not matches:
-                raise UserError(f"{item}: the pattern matches no file")
-            files = [f for f in matches if f.is_file() and not _inside(f, root, skip)]
-            _add_walked(found, item, root, files, "the pattern matches no image file")
-        else:
-            raise UserError(f"{item}: no such file or folder")
-    return found
-
-
-def glob_root(pattern: str) -> Path:
-    """The leading folders of a glob pattern without wildcards: ``photos`` for ``photos/**/*.png``, ``.`` for ``*.png``."""
-    fixed = itertools.takewhile(lambda part: not any(ch in part for ch in WILDCARDS), Path(pattern).parts[:-1])
-    return Path(*fixed)
-
-
-def _add_walked(found: Inputs, item: str, root: Path, files: list[Path], nothing: str) -> None:
-    """Add the images among the ``files`` a folder or glob ``item`` gave; count the others."""
-    from .imageio import is_image_path
-
-    images = sorted(f for f in files if is_image_path(f))
-    others = Counter(f.suffix.lower() or "no extension" for f in files if not is_image_path(f))
-    if not images:
-        raise UserError(f"{item}: {nothing}" + (f" (only {_kinds(others)})" if others else ""))
-    found.files += [(f, root) for f in images]
-    found.unsupported += others
-
-
-def _kinds(counts: Counter[str]) -> str:
-    """{".gif": 2, ".txt": 1} -> "2 .gif, 1 .txt"."""
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-
-
-def _hidden(f: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in f.relative_to(root).parts)
-
-
-def _inner_output(root: Path, output: Path | None) -> tuple[str, ...] | None:
-    """The output folder's path below ``root`` when it lies strictly inside it, else None."""
-    if output is None:
-        return None
-    try:
-        parts = output.resolve().relative_to(root.resolve()).parts
-    except ValueError:
-        return None
-    return parts or None  # the root itself: its files are inputs (and are never overwritten)
-
-
-def _inside(f: Path, root: Path, skip: tuple[str, ...] | None) -> bool:
-    """True when ``f`` lies in the folder ``skip`` (path parts below ``root``)."""
-    return skip is not None and f.relative_to(root).parts[:len(skip)] == skip
-
-
-def plan_outputs(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None) -> list[tuple[Path, Path, str | None]]:
-    """(input, output, problem) for each input; inputs are never overwritten, names never collide."""
-    plan: list[tuple[Path, Path, str | None]] = []
-    taken: dict[Path, Path] = {}
-    for src, root in inputs:
-        rel = src.relative_to(root)
-        dst = out_dir / rel
-        if fmt:
-            dst = dst.with_suffix("." + fmt.lstrip("."))
-        problem = None
-        key = dst.resolve()
-        if key == src.resolve():
-            problem = "the output would overwrite the input; choose another -o folder"
-        elif key in taken:
-            problem = f"output name collides with {taken[key]}; colorize them into separate folders"
-        else:
-            taken[key] = src
-        plan.append((src, dst, problem))
-    return plan
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
@@ -157,6 +51,12 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         raise UserError(f"--format {args.format}: choose one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
     if args.backend == "onnx" and args.device == "cuda":
         raise UserError("--backend onnx runs on the CPU; drop --device cuda")
+    if args.engine == "ray":
+        return colorize_with_ray(args, started)
+    urls = [i for i in [*args.inputs, args.output] if is_url(i)]
+    if urls:
+        raise UserError(f"{urls[0]}: URLs are read and written by the Ray engine: add --engine ray "
+                        "(pip install 'tinct[cluster]')")
     videos = [Path(i) for i in args.inputs if is_video_path(i) and Path(i).is_file()]
     images = [i for i in args.inputs if Path(i) not in videos]
     if videos and (args.samples or args.confidence or args.style):
@@ -301,10 +201,89 @@ def summary(tally: Counter[str], unsupported: Counter[str], output: str, samples
         parts.append(f"{tally['exists']} exist (kept; pass --skip-existing to skip them quietly or --overwrite "
                      "to replace them)")
     if unsupported:
-        parts.append(f"{sum(unsupported.values())} skipped (not a supported image: {_kinds(unsupported)})")
+        parts.append(f"{sum(unsupported.values())} skipped (not a supported image: {describe_kinds(unsupported)})")
+    if tally["done earlier"]:
+        parts.append(f"{tally['done earlier']} done by an earlier run (its manifest)")
     if tally["removed"]:
         parts.append(f"{tally['removed']} stale temporary file(s) of a killed run removed")
     return ", ".join([*parts, f"{tally['failed']} failed"])
+
+
+def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
+    """``--engine ray``: list the sources, resume from the destination's manifest, colorize the rest on
+    a Ray cluster (``tinct.engines.ray_data``), record each photo in the manifest, print a summary."""
+    from tqdm import tqdm
+
+    from .defaults import HINT_MODEL
+    from .engines import manifest
+    from .engines.listing import expand_sources, plan_locations
+    from .engines.ray_data import connect, require_ray, run_on_ray
+    from .pipeline import Colorizer
+    from .video import is_video_path
+
+    require_ray()  # a one-line error before any work when Ray is not installed
+    for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: give at least 1")
+    if args.device != "cpu":
+        raise UserError("--engine ray runs on the workers' CPUs; drop --device cuda")
+    if any(not is_url(i) and is_video_path(i) and Path(i).is_file() for i in args.inputs):
+        raise UserError("--engine ray colorizes photos; colorize videos with the local engine (drop --engine ray)")
+    if args.hints == "auto" and any(is_url(i) for i in args.inputs):
+        raise UserError("--hints auto reads <name>.hints.json beside local photos; URL sources take no hints")
+    sources, unsupported = expand_sources(args.inputs, args.output)
+    plan = plan_locations(sources, args.output, args.format)
+    if args.hints and args.hints != "auto" and len(plan) != 1:
+        raise UserError(f"--hints {args.hints} names the hints of one photo; {len(plan)} photos were given "
+                        "(use --hints auto for <name>.hints.json beside each photo)")
+    if args.hints and args.model == "default":
+        args.model = HINT_MODEL
+    threads = args.threads if args.threads is not None else 1  # per actor: the actors use the cores
+    decode_options = {k: v for k, v in (("temperature", args.temperature), ("seed", args.seed)) if v is not None}
+    colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, name=args.model,
+                          **decode_options)  # the flags are checked here, before any worker starts
+    options = photo_options(colorizer, args)
+    recorded = {"model": args.model, "decode": colorizer.method, "render_size": args.render_size,
+                "temperature": args.temperature, "seed": args.seed, "format": args.format,
+                "samples": args.samples or 0, "confidence": args.confidence, "style": args.style,
+                "hints": args.hints}
+    resume = manifest.plan_resume(plan, args.output, recorded, overwrite=args.overwrite,
+                                  skip_existing=args.skip_existing)
+    tally: Counter[str] = Counter(resume.tally)
+    if not is_url(args.output) and Path(args.output).is_dir():
+        tally["removed"] = remove_stale_temporaries(Path(args.output), started)
+    run = manifest.RunManifest(args.output)
+    bar = tqdm(total=len(plan), initial=len(plan) - len(resume.jobs) - len(resume.problems), desc="colorizing",
+               unit="img", disable=args.quiet, dynamic_ncols=True)
+
+    def account(record: manifest.Record) -> None:
+        run.record([record])
+        tally["colorized" if record.status == "done" else "failed"] += 1
+        if record.error:
+            tqdm.write(f"tinct: error: {record.source}: {record.error}", file=sys.stderr)
+        bar.update(1)
+
+    began = time.monotonic()
+    try:
+        if resume.jobs or resume.problems:
+            run.start({**recorded, "engine": "ray", "tinct": _version().split()[-1], "photos": len(resume.jobs)})
+        for record in resume.problems:
+            account(record)
+        if resume.jobs:
+            connect(args.address)
+            settings = {"model": colorizer.model, "name": args.model, "render_size": args.render_size,
+                        "decode": args.decode, "backend": args.backend, "threads": threads,
+                        "decode_options": decode_options, "options": options}
+            for record in run_on_ray(resume.jobs, settings, workers=args.workers, batch_size=args.batch_size):
+                account(record)
+    finally:
+        bar.close()
+        run.close()
+    seconds = time.monotonic() - began
+    if not args.quiet:
+        rate = f" ({tally['colorized'] / seconds:.2f} photos/s)" if tally["colorized"] and seconds > 0 else ""
+        print(summary(tally, unsupported, args.output, args.samples) + rate, file=sys.stderr)
+    return EXIT_FAILED if tally["failed"] else EXIT_OK
 
 
 def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> Counter[str]:
@@ -490,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     add_threads_flag(c)
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    r = c.add_argument_group("cluster", "--engine ray: colorize on a Ray cluster, from and to local folders or "
+                                        "fsspec URLs (s3://, gs://, file://); resumable through a run manifest "
+                                        "in the output (docs/cluster.md). pip install 'tinct[cluster]'")
+    r.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local (default): this process; ray: a Ray Data actor pool")
+    r.add_argument("--address", default=None, metavar="ADDR",
+                   help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: $RAY_ADDRESS, else a "
+                        "local cluster on this machine)")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="actors, each holding the model once (default: the cluster's CPUs / --threads)")
+    r.add_argument("--batch-size", type=int, default=8, metavar="N", help="photos per actor call (default 8)")
     c.set_defaults(func=cmd_colorize)
 
     t = sub.add_parser("train", help="train a model from a config on image folders",
