@@ -96,8 +96,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary(tally, inputs.unsupported, args.output, args.samples), file=sys.stderr)
     elif tally["exists"]:
-        print(f"tinct: note: {tally['exists']} output(s) exist and were kept; pass --skip-existing or --overwrite",
-              file=sys.stderr)
+        note_existing(tally["exists"])
     return EXIT_FAILED if tally["failed"] else EXIT_OK
 
 
@@ -283,7 +282,13 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     if not args.quiet:
         rate = f" ({tally['colorized'] / seconds:.2f} photos/s)" if tally["colorized"] and seconds > 0 else ""
         print(summary(tally, unsupported, args.output, args.samples) + rate, file=sys.stderr)
+    elif tally["exists"]:
+        note_existing(tally["exists"])
     return EXIT_FAILED if tally["failed"] else EXIT_OK
+
+
+def note_existing(count: int) -> None:
+    print(f"tinct: note: {count} output(s) exist and were kept; pass --skip-existing or --overwrite", file=sys.stderr)
 
 
 def colorize_videos(colorizer, videos: list[Path], args: argparse.Namespace) -> Counter[str]:
@@ -467,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos: keep the frames decoded before a truncated or corrupt part "
                         "(default: an error, nothing written)")
     c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    add_threads_flag(c)
+    add_threads_flag(c, "; with --engine ray: per actor, default 1")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     r = c.add_argument_group("cluster", "--engine ray: colorize on a Ray cluster, from and to local folders or "
                                         "fsspec URLs (s3://, gs://, file://); resumable through a run manifest "
@@ -558,10 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+def add_threads_flag(parser: argparse.ArgumentParser, more: str = "") -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="threads of the network runtime (PyTorch intra-op and onnxruntime; "
-                             "default: one per core)")
+                             f"default: one per core{more})")
 
 
 def apply_threads(args: argparse.Namespace) -> int | None:
