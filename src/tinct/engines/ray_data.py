@@ -60,9 +60,10 @@ def connect(address: str | None) -> Any:
         # mode set, and before Ray is imported (it reads its settings once).
         os.environ["RAY_AUTH_MODE"] = "token"
     ray = import_ray()
-    # Ray's own notices (token authentication, actor restarts, disabled progress bars) are not the
-    # user's business on a normal run; its errors still show.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    # Ray's own notices (token authentication, actor restart caveats, disabled progress bars) are
+    # not the user's business on a normal run; a failure still reaches tinct as an exception.
+    # Set RAY_BACKEND_LOG_LEVEL (e.g. to info) to see Ray's C++ logs again.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
