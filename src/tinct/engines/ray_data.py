@@ -70,8 +70,8 @@ def connect(address: str | None) -> Any:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, configure_logging=True, runtime_env=_forwarded_environment())
-        except ConnectionError as exc:
-            raise SetupError(f"--address {address}: {exc}") from None
+        except (ConnectionError, ValueError) as exc:  # no cluster there; a bad address; Ray Client missing
+            raise SetupError(f"--address {address}: {str(exc).strip().splitlines()[0]}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # tinct draws its own bar, fed by the streamed records
     context.print_on_execution_start = False
