@@ -83,17 +83,20 @@ def _records(out: str | Path) -> list[dict]:
             for line in part.read_text().splitlines()]
 
 
-def test_ray_engine_writes_the_local_engines_files(tmp_path, ray_address, tiny_model_path, capsys):
+def test_ray_engine_writes_the_local_engines_files(tmp_path, ray_address, tiny_model_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths: the workers' current folder is not the driver's
     src = tmp_path / "in"
     photos = _photos(src, 40)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    common = ["colorize", str(src), "-m", str(tiny_model_path)]
-    assert main([*common, "-o", str(tmp_path / "local"), "-q"]) == 1
+    common = ["colorize", "in", "-m", str(tiny_model_path)]
+    assert main([*common, "-o", "local", "-q"]) == 1
     capsys.readouterr()
-    assert main([*common, "-o", str(tmp_path / "ray"), "--engine", "ray", "--address", ray_address,
-                 "--batch-size", "4"]) == 1
+    on_ray = [*common, "-o", "ray", "--engine", "ray", "--address", ray_address, "--batch-size", "4"]
+    assert main(on_ray) == 1
     err = capsys.readouterr().err
-    assert "broken.jpg" in err and "40 colorized into" in err and "1 failed" in err and "photos/s" in err
+    assert "broken.jpg" in err and "40 colorized into ray" in err and "1 failed" in err and "photos/s" in err
+    assert main(on_ray) == 1  # the rerun retries the broken photo only
+    assert "0 colorized into ray" in capsys.readouterr().err.splitlines()[-1]
 
     def outputs(root: Path) -> list[str]:
         return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".tinct-runs" not in p.parts)
@@ -105,9 +108,9 @@ def test_ray_engine_writes_the_local_engines_files(tmp_path, ray_address, tiny_m
     with Image.open(tmp_path / "ray" / "p05.jpg") as im:
         assert im.getexif()[EXIF_MAKE] == "camera 5"
     records = _records(tmp_path / "ray")
-    assert len(records) == 41 and sum(r["status"] == "done" for r in records) == 40
-    [broken] = [r for r in records if r["status"] == "failed"]
-    assert broken["source"].endswith("broken.jpg") and broken["error"]
+    assert len(records) == 42 and sum(r["status"] == "done" for r in records) == 40
+    failed = [r for r in records if r["status"] == "failed"]  # once per run
+    assert len(failed) == 2 and all(r["source"].endswith("broken.jpg") and r["error"] for r in failed)
 
 
 def test_a_killed_run_resumes_and_does_every_photo_once(tmp_path, ray_address, tiny_model_path):

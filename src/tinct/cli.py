@@ -231,7 +231,10 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     if args.hints == "auto" and any(is_url(i) for i in args.inputs):
         raise UserError("--hints auto reads <name>.hints.json beside local photos; URL sources take no hints")
     sources, unsupported = expand_sources(args.inputs, args.output)
-    plan = plan_locations(sources, args.output, args.format)
+    # Absolute local paths: a worker's current folder is not this one (and a rerun's may differ).
+    sources = [(s if is_url(s) else os.path.abspath(s), rel) for s, rel in sources]
+    output = args.output if is_url(args.output) else os.path.abspath(args.output)
+    plan = plan_locations(sources, output, args.format)
     if args.hints and args.hints != "auto" and len(plan) != 1:
         raise UserError(f"--hints {args.hints} names the hints of one photo; {len(plan)} photos were given "
                         "(use --hints auto for <name>.hints.json beside each photo)")
@@ -246,12 +249,11 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
                 "temperature": args.temperature, "seed": args.seed, "format": args.format,
                 "samples": args.samples or 0, "confidence": args.confidence, "style": args.style,
                 "hints": args.hints}
-    resume = manifest.plan_resume(plan, args.output, recorded, overwrite=args.overwrite,
-                                  skip_existing=args.skip_existing)
+    resume = manifest.plan_resume(plan, output, recorded, overwrite=args.overwrite, skip_existing=args.skip_existing)
     tally: Counter[str] = Counter(resume.tally)
-    if not is_url(args.output) and Path(args.output).is_dir():
-        tally["removed"] = remove_stale_temporaries(Path(args.output), started)
-    run = manifest.RunManifest(args.output)
+    if not is_url(output) and Path(output).is_dir():
+        tally["removed"] = remove_stale_temporaries(Path(output), started)
+    run = manifest.RunManifest(output)
     bar = tqdm(total=len(plan), initial=len(plan) - len(resume.jobs) - len(resume.problems), desc="colorizing",
                unit="img", disable=args.quiet, dynamic_ncols=True)
 
