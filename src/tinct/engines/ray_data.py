@@ -219,6 +219,7 @@ def run_on_ray(jobs: list[tuple[str, str]], settings: dict[str, Any], *, workers
     rows = [{"source": s, "output": d} for s, d in jobs]
     # Blocks of a few batches: results (and the manifest) stream back block by block.
     blocks = min(len(rows), max(workers, math.ceil(len(rows) / batch_size)), 20_000)
+    workers = min(workers, blocks)  # an actor with no block to work on would only load the model
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     colorized = dataset.map_batches(
         PhotoWorker, fn_constructor_kwargs={"settings": settings}, batch_size=batch_size, batch_format="numpy",
