@@ -67,7 +67,7 @@ def stages(path: Path, out: Path, model: str) -> dict[str, float]:
     times["read"] = time.perf_counter() - t
     with torch.inference_mode():
         t = time.perf_counter()
-        L = lightness_of(img.rgb)
+        L = lightness_of(img.pixels)
         times["lightness"] = time.perf_counter() - t
         t = time.perf_counter()
         small = c.predict_small(L)

@@ -874,6 +874,35 @@ def test_numpy_grey_alpha_and_bool() -> None:
     np.testing.assert_array_equal(read_image(mask).rgb[..., 0], mask.astype(np.float32))
 
 
+def test_8bit_pixels_stay_compact_and_rgb_is_their_float_form(tmp_path: Path) -> None:
+    """8-bit sources keep uint8 pixels (3 bytes per pixel, 1 for grey: one plane seen three times);
+    ``rgb`` is the same float32 array the reader returned before (samples / 255)."""
+    colour = read_image(save_pil(Image.fromarray(pattern()), tmp_path / "c.png"))
+    assert colour.pixels.dtype == np.uint8 and colour.pixels.flags.c_contiguous and colour.nbytes == 24 * 32 * 3
+    np.testing.assert_array_equal(colour.pixels, pattern())
+    grey = read_image(save_pil(Image.fromarray(pattern()[..., 0], "L"), tmp_path / "g.png"))
+    assert grey.pixels.shape == (24, 32, 3) and grey.pixels.strides[2] == 0 and grey.nbytes == 24 * 32
+    assert not grey.pixels.flags.writeable
+    for img in (colour, grey):
+        assert img.rgb.dtype == np.float32 and img.rgb.flags.c_contiguous
+        np.testing.assert_array_equal(img.rgb, np.divide(img.pixels, 255, dtype=np.float32))
+    rgba = read_image(save_pil(Image.fromarray(np.dstack([pattern(), pattern()[..., :1]]), "RGBA"), tmp_path / "a.png"))
+    assert rgba.pixels.dtype == np.uint8 and rgba.pixels.flags.c_contiguous and rgba.alpha.dtype == np.float32
+    assert rgba.nbytes == 24 * 32 * (3 + 4)
+
+
+def test_deeper_pixels_are_float32_and_are_rgb(tmp_path: Path) -> None:
+    img = read_image(write_image(tmp_path / "d.png", smooth(8, 8), bit_depth=16))
+    assert img.bit_depth == 16 and img.pixels.dtype == np.float32 and img.rgb is img.pixels
+
+
+def test_numpy_uint8_input_is_copied_not_aliased() -> None:
+    for arr in (pattern(), pattern()[..., 0]):
+        img = read_image(arr)
+        arr[...] = 0
+        assert img.pixels.max() > 0
+
+
 @pytest.mark.parametrize(
     "array",
     [np.zeros((4, 4, 5), np.uint8), np.zeros((4,), np.uint8), np.zeros((0, 4, 3), np.uint8),

@@ -12,7 +12,7 @@ from PIL import Image
 import tinct
 from tinct.color import lightness
 from tinct.models import build_model
-from tinct.pipeline import Colorizer, _resize_rows, render_shape
+from tinct.pipeline import Colorizer, _resize_rows, lightness_of, render_shape
 
 from conftest import make_photo
 
@@ -62,6 +62,58 @@ def test_alpha_is_carried_unchanged(colorizer):
     out = colorizer.colorize(Image.fromarray(rgba, "RGBA")).to_pil()
     assert out.mode == "RGBA"
     assert np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+
+
+def test_lightness_of_uint8_pixels_equals_the_float_path():
+    """uint8 pixels (looked up in a table, strip by strip) give the L of the float copy: a whole
+    scan never needs 12 bytes per pixel."""
+    rgb = make_photo(70, 90, 9)
+    for pixels in (rgb, np.broadcast_to(rgb[..., :1], rgb.shape)):  # colour, and grey as read_image keeps it
+        floats = np.divide(pixels, 255, dtype=np.float32)
+        L = lightness_of(pixels)
+        assert L.shape == (1, 1, 70, 90)
+        assert (L - lightness_of(floats)).abs().max() < 1e-4
+        assert (L - lightness(torch.from_numpy(floats).permute(2, 0, 1)[None])).abs().max() < 1e-4
+
+
+def test_an_8bit_photo_colorizes_as_its_float_copy(colorizer):
+    """The compact path (uint8 pixels, uint8 output straight from compose) equals the float one."""
+    rgb = make_photo(60, 80, 10)
+    eight = colorizer.colorize(rgb)
+    deep = colorizer.colorize(rgb.astype(np.float32) / 255)
+    assert eight.source.pixels.dtype == np.uint8 and deep.source.pixels.dtype == np.float32
+    assert np.abs(eight.rgb - deep.rgb).max() < 1e-5
+    as_u8 = colorizer.colorize(rgb, dtype=np.uint8).rgb
+    assert as_u8.dtype == np.uint8 and np.array_equal(as_u8, (deep.rgb * 255 + 0.5).astype(np.uint8))
+
+
+def test_colorize_files_frees_each_decoded_photo_before_encoding_it(colorizer, tmp_path, monkeypatch):
+    """The decoded scan (3 bytes per pixel) is not kept alive while its output is encoded."""
+    import gc
+    import weakref
+
+    import tinct.pipeline as pipeline
+
+    decoded, alive_while_writing = [], []
+    real_read, real_write = pipeline.tio.read_image, pipeline._write
+
+    def read(*args, **kwargs):
+        img = real_read(*args, **kwargs)
+        decoded.append(weakref.ref(img))
+        return img
+
+    def write(*args, **kwargs):
+        gc.collect()
+        alive_while_writing.append(decoded[-1]() is not None)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.tio, "read_image", read)
+    monkeypatch.setattr(pipeline, "_write", write)
+    src = tmp_path / "a.png"
+    Image.fromarray(make_photo(30, 40, 11)).save(src)
+    done = []
+    colorizer.colorize_files([(src, tmp_path / "out" / "a.png")], lambda *r: done.append(r))
+    assert done == [(src, tmp_path / "out" / "a.png", None)] and alive_while_writing == [False]
 
 
 def test_strip_resize_matches_full_bilinear():

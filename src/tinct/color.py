@@ -1,7 +1,8 @@
 """Color-space conversions used everywhere in tinct (training, inference, evaluation).
 
 All functions are pure, batched and differentiable torch functions on tensors shaped
-``(*, 3, H, W)`` (channel axis at -3).  Ranges:
+``(*, 3, H, W)`` (channel axis at -3), except two tables built once per process and shared (do
+not modify them): ``srgb8_to_linear`` and ``max_chroma_table`` (gamut fitting).  Ranges:
 
 * sRGB: float in [0, 1], gamma-encoded (IEC 61966-2-1 companding).
 * CIE Lab (D65 white, 2 degree observer): L in [0, 100], a and b roughly [-110, 110] for
@@ -16,6 +17,8 @@ Lab uses kornia's well-tested implementation; YUV and LCh are small enough to ow
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from kornia.color import lab_to_rgb as _kornia_lab_to_rgb
@@ -33,6 +36,10 @@ __all__ = [
     "gray_rgb_from_l",
     "l_to_unit",
     "lightness",
+    "lightness_of_linear",
+    "srgb_to_linear",
+    "srgb8_to_linear",
+    "max_chroma_table",
     "fit_to_gamut",
     "lab_to_rgb_in_gamut",
 ]
@@ -123,6 +130,17 @@ def l_to_unit(L: torch.Tensor) -> torch.Tensor:
     return L / 50.0 - 1.0
 
 
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0,1] -> linear light in [0,1] (IEC 61966-2-1 companding undone), elementwise, any shape."""
+    return torch.where(rgb > 0.04045, ((rgb.clamp_min(0.0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+@functools.cache
+def srgb8_to_linear() -> torch.Tensor:
+    """(256,) float32: ``srgb_to_linear`` of the 8-bit samples 0..255 (as ``k / 255``), for lookups."""
+    return srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255)
+
+
 def lightness(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB (*,3,H,W) in [0,1] -> Lab lightness L (*,1,H,W) in [0,100], without computing a, b.
 
@@ -130,8 +148,12 @@ def lightness(rgb: torch.Tensor) -> torch.Tensor:
     channels, so this is about three times cheaper than ``rgb_to_lab`` at full resolution.
     """
     _check(rgb)
-    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=rgb.dtype, device=rgb.device)
+    return lightness_of_linear(srgb_to_linear(rgb))
+
+
+def lightness_of_linear(lin: torch.Tensor) -> torch.Tensor:
+    """Linear RGB (*,3,H,W) (``srgb_to_linear``) -> Lab lightness L (*,1,H,W) in [0,100]."""
+    w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=lin.dtype, device=lin.device)
     y = torch.einsum("c,...chw->...hw", w, lin).unsqueeze(-3)
     return _l_from_y(y)
 
@@ -142,45 +164,139 @@ def _l_from_y(y: torch.Tensor) -> torch.Tensor:
     return 116.0 * f - 16.0
 
 
-def _shrink_chroma(sel: torch.Tensor, iterations: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Out-of-gamut Lab rows (N,3) -> (fitted Lab (N,3), their sRGB (N,3)) by bisection on chroma."""
-    lo = torch.zeros(sel.shape[0], 1, dtype=sel.dtype, device=sel.device)
+# ---- fitting into the sRGB gamut ----------------------------------------------------------
+# A Lab color is in gamut when its sRGB channels lie in [-GAMUT_TOLERANCE, 1 + GAMUT_TOLERANCE].
+# An out-of-gamut color keeps L and hue and gets its chroma scaled by k / 2**iterations, the
+# factor that ``iterations`` halvings of [0, 1] find (``_bisect_scale``). Along a ray from gray
+# the gamut is one interval, so that factor is the last step in gamut: the table of the largest
+# in-gamut chroma per (L, hue) predicts k, two conversions (step k in gamut, step k + 1 not)
+# confirm it, and the few colors it does not settle are bisected. Near the yellow cusp a ray
+# can leave the gamut and enter it again (measured: L 91.7..98.4, hue 97.2..107.1 degrees); there
+# the factor depends on bisection's path, so colors in REENTRANT_BOX are always bisected.
+GAMUT_TOLERANCE = 1e-4
+TABLE_HUES = 360  # hue columns of max_chroma_table, one per degree (plus the first one repeated)
+REENTRANT_BOX = ((90.0, float("inf")), (95.0, 110.0))  # (L range, hue range in degrees)
+
+
+def _cols_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab columns (3,N) -> sRGB columns (3,N), unclipped (as one row: faster than one column)."""
+    return _kornia_lab_to_rgb(lab.unsqueeze(1), clip=False).squeeze(1)
+
+
+def _in_gamut(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB (3,*) -> (*) bool: every channel within [-GAMUT_TOLERANCE, 1 + GAMUT_TOLERANCE] (NaN is not)."""
+    return (rgb.amin(dim=0) >= -GAMUT_TOLERANCE) & (rgb.amax(dim=0) <= 1 + GAMUT_TOLERANCE)
+
+
+def _scale_chroma(lab: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Lab columns (3,N) and chroma factors (N,) -> Lab (3,N) with a, b multiplied."""
+    return torch.cat([lab[:1], lab[1:] * scale], dim=0)
+
+
+def _bisect_scale(lab: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Lab columns (3,N), out of gamut -> (N,) the chroma factor ``iterations`` halvings of [0, 1] find."""
+    lo = torch.zeros(lab.shape[1], dtype=lab.dtype, device=lab.device)
     hi = torch.ones_like(lo)
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        trial = torch.cat([sel[:, :1], sel[:, 1:] * mid], dim=1)
-        rgb_t = _kornia_lab_to_rgb(trial.T.reshape(3, -1, 1), clip=False).reshape(3, -1).T
-        ok = ((rgb_t >= -tol) & (rgb_t <= 1 + tol)).all(dim=1, keepdim=True)
+        ok = _in_gamut(_cols_to_rgb(_scale_chroma(lab, mid)))
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
-    fitted = torch.cat([sel[:, :1], sel[:, 1:] * lo], dim=1)
-    rgb = _kornia_lab_to_rgb(fitted.T.reshape(3, -1, 1), clip=False).reshape(3, -1).T
-    return fitted, rgb
+    return lo
 
 
-def _fit(lab: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def max_chroma_table() -> torch.Tensor:
+    """(101, TABLE_HUES + 1) float32: the largest in-gamut chroma at L = 0, 1, ..., 100 (rows) and
+    hue = 0, 1, ..., 360 degrees (columns; the last repeats the first), found by 40 halvings of
+    [0, 200] in float64. Built once per process (about 0.1 s)."""
+    L = torch.arange(101, dtype=torch.float64).view(-1, 1).expand(101, TABLE_HUES + 1)
+    hue = torch.deg2rad(torch.arange(TABLE_HUES + 1, dtype=torch.float64) * (360 / TABLE_HUES)).expand_as(L)
+    lo, hi = torch.zeros_like(L), torch.full_like(L, 200.0)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lab = torch.stack([L, mid * torch.cos(hue), mid * torch.sin(hue)])
+        ok = _in_gamut(_kornia_lab_to_rgb(lab, clip=False))
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    return lo.float()
+
+
+def _table_scale(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lab columns (3,N) -> (estimated largest in-gamut chroma factor (N,), trusted (N,) bool).
+
+    The estimate is ``max_chroma_table`` bilinearly interpolated at each color's (L, hue), over
+    its chroma; it may be a little off near the cusps. Colors in REENTRANT_BOX are not trusted.
+    """
+    table = max_chroma_table().to(lab.device).flatten()
+    L, a, b = lab.float()
+    hue = torch.atan2(b, a).rad2deg_()
+    hue = torch.where(hue < 0, hue + 360, hue)  # [0, 360]
+    (l_lo, l_hi), (h_lo, h_hi) = REENTRANT_BOX
+    trusted = ~((L >= l_lo) & (L <= l_hi) & (hue >= h_lo) & (hue <= h_hi))
+    row, col = L.clamp(0.0, 99.999), hue.mul_(TABLE_HUES / 360)
+    row0, col0 = row.floor(), col.floor().clamp_(max=TABLE_HUES - 1)
+    i = (row0 * (TABLE_HUES + 1) + col0).long().clamp_(0, 99 * (TABLE_HUES + 1) + TABLE_HUES - 1)  # NaN stays inside
+    col_t = col.sub_(col0)
+    lower = table.take(i).lerp_(table.take(i + 1), col_t)
+    upper = table.take(i + TABLE_HUES + 1).lerp_(table.take(i + TABLE_HUES + 2), col_t)
+    chroma = lower.lerp_(upper, row.sub_(row0))
+    return chroma.div_(torch.hypot(a, b).clamp_min_(1e-12)).to(lab.dtype), trusted
+
+
+def _fit_scale(lab: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lab columns (3,N), out of gamut -> (chroma factors (N,), their sRGB (3,N) unclipped): the
+    factors ``_bisect_scale`` finds, predicted by the table and checked with two conversions."""
+    steps = 2**iterations
+    estimate, trusted = _table_scale(lab)
+    k = estimate.mul_(steps).floor_().clamp_(0, steps - 1)
+    scale = k / steps
+    rgb = _cols_to_rgb(_scale_chroma(lab, scale))
+    next_out = ~_in_gamut(_cols_to_rgb(_scale_chroma(lab, (k + 1) / steps))) | (k == steps - 1)
+    unsettled = (~(trusted & _in_gamut(rgb) & next_out)).nonzero().squeeze(1)
+    if unsettled.numel():
+        rest = lab.index_select(1, unsettled)
+        found = _bisect_scale(rest, iterations)
+        scale.index_copy_(0, unsettled, found)
+        rgb.index_copy_(1, unsettled, _cols_to_rgb(_scale_chroma(rest, found)))
+    return scale, rgb
+
+
+def _columns(x: torch.Tensor) -> torch.Tensor:
+    """(*,3,H,W) -> (3,P) columns, P = all pixels: a view for a single image, else a copy."""
+    return x.movedim(-3, 0).reshape(3, -1)
+
+
+def _uncolumns(cols: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(3,P) columns -> (*,3,H,W) shaped like ``like`` (the inverse of ``_columns``)."""
+    return cols.view(like.movedim(-3, 0).shape).movedim(0, -3)
+
+
+def _fit(lab: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lab (*,3,H,W) -> (sRGB columns (3,P) unclipped of the fitted colors, indices (N,) of the
+    out-of-gamut pixels, their chroma factors (N,)). P: pixels in ``_columns`` order."""
     _check(lab)
-    tol = 1e-4
-    rgb = _kornia_lab_to_rgb(lab, clip=False)
-    bad = ((rgb < -tol) | (rgb > 1 + tol)).any(dim=-3)  # (*,H,W)
-    if not bool(bad.any()):
-        return lab, rgb
-    lab_m, rgb_m = lab.movedim(-3, -1).clone(), rgb.movedim(-3, -1)  # (*,H,W,3) views
-    fitted, fixed = _shrink_chroma(lab_m[bad], iterations, tol)
-    lab_m[bad] = fitted
-    rgb_m[bad] = fixed
-    return lab_m.movedim(-1, -3), rgb
+    rgb = _columns(_kornia_lab_to_rgb(lab, clip=False))
+    bad = (~_in_gamut(rgb)).nonzero().squeeze(1)
+    if not bad.numel():
+        return rgb, bad, lab.new_empty(0)
+    scale, fixed = _fit_scale(_columns(lab).index_select(1, bad), iterations)
+    rgb.index_copy_(1, bad, fixed)
+    return rgb, bad, scale
 
 
 def fit_to_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
     """Bring Lab colors (*,3,H,W) into the sRGB gamut by scaling chroma, keeping L and hue.
 
     Clipping RGB (the usual way) changes the lightness of saturated colors; here each
-    out-of-gamut pixel's (a, b) is shrunk towards gray by a factor found by bisection
-    (``iterations`` halvings, so within 0.4% of the largest in-gamut chroma). In-gamut pixels
-    are untouched. Returns a new Lab tensor.
+    out-of-gamut pixel's (a, b) is shrunk towards gray by the largest factor k / 2**iterations
+    that is in gamut (within 0.4% of the largest in-gamut chroma for 8 iterations), which is
+    what bisection finds. In-gamut pixels are untouched. Returns a new Lab tensor.
     """
-    return _fit(lab, iterations)[0]
+    _, bad, scale = _fit(lab, iterations)
+    out = _columns(lab).clone()
+    out[1:].index_copy_(1, bad, out[1:].index_select(1, bad) * scale)
+    return _uncolumns(out, lab)
 
 
 def lab_to_rgb_in_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
@@ -188,4 +304,4 @@ def lab_to_rgb_in_gamut(lab: torch.Tensor, iterations: int = 8) -> torch.Tensor:
 
     Converts every pixel once and redoes only the out-of-gamut ones.
     """
-    return _fit(lab, iterations)[1].clamp_(0.0, 1.0)
+    return _uncolumns(_fit(lab, iterations)[0].clamp_(0.0, 1.0), lab)

@@ -114,7 +114,7 @@ def pseudo_label(items: list[dict[str, Any]], classifier, min_confidence: float 
 
 def square_photo(path: str | Path, size: int) -> np.ndarray:
     """A photo file -> its central square resized to (size,size,3) uint8, as the evaluation sees it."""
-    return center_square(_u8(tio.read_image(path).rgb), size)
+    return center_square(_u8(tio.read_image(path).pixels), size)
 
 
 def lab_of_u8(u8: np.ndarray) -> torch.Tensor:
@@ -123,7 +123,10 @@ def lab_of_u8(u8: np.ndarray) -> torch.Tensor:
 
 
 def _u8(rgb: torch.Tensor | np.ndarray) -> np.ndarray:
+    """RGB float in [0,1] (or already uint8) -> C-contiguous uint8."""
     a = rgb.numpy() if isinstance(rgb, torch.Tensor) else rgb
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 

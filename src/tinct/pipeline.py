@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import imageio as tio
-from .color import lab_to_rgb_in_gamut, lightness
+from .color import lab_to_rgb_in_gamut, lightness_of_linear, srgb8_to_linear, srgb_to_linear
 from .defaults import DEFAULT_RENDER_SIZE
 from .errors import UsageError
 from .hints import Hint, color_hex, parse_hints, render_hints
@@ -43,7 +43,7 @@ from .runtime import Runtime, load_runtime
 __all__ = ["Colorizer", "Prepared", "Result", "palette", "render_shape", "model_name", "lightness_of", "DEFAULT_RENDER_SIZE"]
 
 log = logging.getLogger("tinct.pipeline")
-STRIP_PIXELS = 1 << 20  # full-resolution rows are processed about a megapixel at a time
+STRIP_PIXELS = 1 << 18  # full-resolution rows go a quarter megapixel at a time (less memory than 1 MP, and faster)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
@@ -136,7 +136,7 @@ class Colorizer:
             return image
         img = image if isinstance(image, tio.LoadedImage) else tio.read_image(image)
         with torch.inference_mode():
-            L = lightness_of(img.rgb)
+            L = lightness_of(img.pixels)
             L_small = self.render_lightness(L)
             feats = None
             if features and self.runtime.name == "torch" and self.model.reuses_features:
@@ -274,7 +274,7 @@ class Colorizer:
         if "style_L" not in self.runtime.forward_options:
             raise UsageError(f"the {self.runtime.name} runtime cannot take a style reference; use the torch backend")
         ref = style if isinstance(style, tio.LoadedImage) else tio.read_image(style)
-        L = lightness_of(ref.rgb)
+        L = lightness_of(ref.pixels)
         h, w = render_shape(*L.shape[-2:], self.render_size)
         return F.interpolate(L, size=(h, w), mode="bilinear", antialias=True, align_corners=False).to(self.device)
 
@@ -314,7 +314,7 @@ class Colorizer:
                 if i + 1 < len(jobs):
                     pending_reads.append(load(jobs[i + 1][0]))
                 try:
-                    img = fut.result()
+                    img, fut = fut.result(), None  # the future would keep the photo alive while it is encoded
                     meta = (img.exif, img.icc_profile, img.bit_depth)
                     job_options = options
                     if callable(options.get("hints")):  # hints per photo (``tinct colorize --hints auto``)
@@ -400,15 +400,23 @@ def decode_argument(decode: str | None, method: str | None, stacklevel: int = 2)
 
 
 def lightness_of(rgb: np.ndarray) -> torch.Tensor:
-    """(H,W,3) float [0,1] -> CIE L (1,1,H,W) in [0,100], strip by strip to bound memory."""
+    """(H,W,3) sRGB, uint8 or float in [0,1] (``LoadedImage.pixels``) -> CIE L (1,1,H,W) in [0,100],
+    strip by strip to bound memory. uint8 gives the L of ``rgb / 255`` (to float32 rounding)."""
     H, W = rgb.shape[:2]
     out = torch.empty((1, 1, H, W), dtype=torch.float32)
     rows = max(1, STRIP_PIXELS // max(W, 1))
-    t = torch.from_numpy(rgb)
     for top in range(0, H, rows):
-        strip = t[top:top + rows].permute(2, 0, 1).unsqueeze(0)
-        out[..., top:top + rows, :] = lightness(strip)
+        out[..., top:top + rows, :] = lightness_of_linear(_linear_strip(rgb[top:top + rows]))
     return out
+
+
+def _linear_strip(rgb: np.ndarray) -> torch.Tensor:
+    """(h,W,3) sRGB, uint8 (a table lookup) or float in [0,1] -> linear light (1,3,h,W), a view of (h,W,3)."""
+    if rgb.dtype == np.uint8:
+        lin = torch.from_numpy(np.take(srgb8_to_linear().numpy(), rgb))
+    else:
+        lin = srgb_to_linear(torch.from_numpy(rgb))
+    return lin.permute(2, 0, 1).unsqueeze(0)
 
 
 def _resize_rows(ab: torch.Tensor, H: int, W: int, top: int, bottom: int) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Reading and writing image files for the tinct pipeline.
 
 Everything that enters tinct goes through :func:`read_image`, which returns a
-:class:`LoadedImage`: ``rgb`` ``(H, W, 3)`` float32 in [0, 1], sRGB-encoded, upright (EXIF
-orientation applied), and ``alpha`` ``(H, W)`` float32 in [0, 1] or ``None``.
+:class:`LoadedImage`: ``pixels`` ``(H, W, 3)`` sRGB-encoded, upright (EXIF orientation
+applied), uint8 for 8-bit sources and float32 in [0, 1] for deeper ones (``rgb``: as float32),
+and ``alpha`` ``(H, W)`` float32 in [0, 1] or ``None``.
 :func:`write_image` is the inverse and writes atomically through :mod:`tinct.atomic`.
 
 Modules, lowest layer first:

@@ -3,8 +3,10 @@
 Everything that enters tinct goes through :func:`read_image`, which returns a
 :class:`LoadedImage` with the pixels in one canonical layout:
 
-* ``rgb``: ``(H, W, 3)`` float32 in [0, 1], sRGB-encoded (gamma, not linear), C-contiguous,
-  with the EXIF orientation already applied (the array is upright).
+* ``pixels``: ``(H, W, 3)`` sRGB-encoded (gamma, not linear) samples with the EXIF orientation
+  already applied (the array is upright), kept compact: uint8 0..255 for 8-bit sources (1 byte
+  per pixel for grey ones), float32 in [0, 1] for deeper ones.  ``rgb`` gives them as float32 in
+  [0, 1] (a conversion of the whole image for 8-bit sources: for small images and tests).
 * ``alpha``: ``(H, W)`` float32 in [0, 1], or ``None`` when the source has no transparency.
 
 Design notes
@@ -29,12 +31,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import os
 import re
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -72,7 +75,11 @@ class LoadedImage:
     """An image decoded into tinct's canonical layout (see the module docstring).
 
     Attributes:
-        rgb: ``(H, W, 3)`` float32 in [0, 1], sRGB, EXIF orientation applied, C-contiguous.
+        pixels: ``(H, W, 3)`` sRGB samples, EXIF orientation applied; read them, never write
+            into them.  ``bit_depth == 8``: uint8 0..255, C-contiguous, except that a grey
+            source's pixels are one ``(H, W)`` plane seen three times (a read-only broadcast
+            view, strides ``(W, 1, 0)``).  ``bit_depth == 16``: float32 in [0, 1], C-contiguous.
+            Whole-image code reads them strip by strip (``tinct.pipeline.lightness_of``).
         alpha: ``(H, W)`` float32 in [0, 1] (1 = opaque), or ``None`` if the source has none.
         bit_depth: precision of the source samples: 8, or 16 for 16-bit/32-bit/float sources.
         exif: raw EXIF block (``b"Exif\\0\\0"`` + TIFF structure) to write back, with its
@@ -86,7 +93,7 @@ class LoadedImage:
         name: the path as given, or ``"<bytes>"``, ``"<image>"``, ``"<array>"``.
     """
 
-    rgb: np.ndarray
+    pixels: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int
     exif: bytes | None
@@ -95,8 +102,20 @@ class LoadedImage:
     source_mode: str | None
     name: str
 
+    @property
+    def rgb(self) -> np.ndarray:
+        """``(H, W, 3)`` float32 in [0, 1], C-contiguous: ``pixels`` as floats.  For 8-bit images
+        this is a new array on every access (12 bytes per pixel: 2.2 GB for 180 MP), which
+        whole-scan code avoids by reading ``pixels``; for deeper ones it is ``pixels`` itself."""
+        return _to_unit(self.pixels) if self.pixels.dtype == np.uint8 else self.pixels
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by ``pixels`` and ``alpha`` (a grey image's one plane counts once)."""
+        return sum(_held_bytes(a) for a in (self.pixels, self.alpha) if a is not None)
+
     def __repr__(self) -> str:
-        h, w = self.rgb.shape[:2]
+        h, w = self.pixels.shape[:2]
         return (
             f"LoadedImage(name={self.name!r}, size={w}x{h}, alpha={self.alpha is not None}, "
             f"bit_depth={self.bit_depth}, source_format={self.source_format!r}, "
@@ -107,6 +126,11 @@ class LoadedImage:
 
 def _nbytes(data: bytes | None) -> str:
     return "None" if data is None else f"<{len(data)} bytes>"
+
+
+def _held_bytes(arr: np.ndarray) -> int:
+    """Bytes of an array's distinct elements: an axis with stride 0 (a broadcast) counts once."""
+    return arr.itemsize * math.prod(n for n, stride in zip(arr.shape, arr.strides) if stride != 0)
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -121,7 +145,7 @@ def read_image(
     source: str | os.PathLike[str] | bytes | Image.Image | np.ndarray,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LoadedImage:
-    """Decode ``source`` into a :class:`LoadedImage` (rgb ``(H, W, 3)`` float32 in [0, 1]).
+    """Decode ``source`` into a :class:`LoadedImage` (pixels ``(H, W, 3)``, uint8 or float32).
 
     Args:
         source: a path; the encoded bytes of a file; an already decoded LoadedImage
@@ -261,17 +285,17 @@ def _read_pil(
     fmt, mode = im.format, im.mode
 
     if deep is not None:
-        rgb, alpha = _channels_to_float(orient_array(deep, orientation))
+        pixels, alpha = _split_channels(orient_array(deep, orientation), _to_unit)
         if tiff is not None and tiff[1] == 1 and alpha is not None:  # premultiplied alpha
-            unpremultiply(rgb, alpha)
+            unpremultiply(pixels, alpha)
         bit_depth = 16
     else:
         if orientation != 1:
             im = ImageOps.exif_transpose(im)
-        rgb, alpha, bit_depth = _pil_to_float(im, icc, label)
+        pixels, alpha, bit_depth = _pil_to_pixels(im, icc, label)
 
     return LoadedImage(
-        rgb=rgb,
+        pixels=pixels,
         alpha=alpha,
         bit_depth=bit_depth,
         exif=exif,
@@ -282,7 +306,7 @@ def _read_pil(
     )
 
 
-# ---- PIL image -> float arrays -------------------------------------------------------------
+# ---- PIL image -> pixel arrays -------------------------------------------------------------
 
 _DIRECT_MODES = ("L", "LA", "RGB", "RGBA", "1")
 _DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -327,17 +351,17 @@ def _palette_has_alpha(im: Image.Image) -> bool:
     return palette is not None and palette.mode == "RGBA"
 
 
-def _pil_to_float(im: Image.Image, icc: bytes | None, label: str) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Loaded, upright PIL image -> (rgb (H,W,3) f32, alpha (H,W) f32 | None, bit_depth)."""
+def _pil_to_pixels(im: Image.Image, icc: bytes | None, label: str) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Loaded, upright PIL image -> (pixels (H,W,3) u8 or f32, alpha (H,W) f32 | None, bit_depth)."""
     mode = im.mode
     if mode in _DEEP_GREY_MODES:
         arr = np.asarray(im)
-        rgb, _ = _channels_to_float(arr)
+        pixels, _ = _split_channels(arr, _to_unit)
         alpha = None
         key = im.info.get("transparency")
         if mode != "F" and isinstance(key, int):
             alpha = (arr != key).astype(np.float32)
-        return rgb, alpha, 16
+        return pixels, alpha, 16
 
     if mode == "CMYK":
         im = _cmyk_to_rgb(im, icc, label)
@@ -352,8 +376,8 @@ def _pil_to_float(im: Image.Image, icc: bytes | None, label: str) -> tuple[np.nd
             im = im.convert("RGB")
         except ValueError as exc:
             raise ImageError(f"{label} has an unsupported pixel mode {mode!r}") from exc
-    rgb, alpha = _channels_to_float(np.asarray(im))
-    return rgb, alpha, 8
+    pixels, alpha = _split_channels(np.asarray(im), _to_uint8)
+    return pixels, alpha, 8
 
 
 def _to_unit(arr: np.ndarray) -> np.ndarray:
@@ -378,22 +402,36 @@ def _to_unit(arr: np.ndarray) -> np.ndarray:
     raise UsageError(f"unsupported sample dtype {arr.dtype}")
 
 
-def _channels_to_float(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(H, W)`` or ``(H, W, C)`` samples, C in 1..4 (grey, grey+alpha, RGB, RGBA) ->
-    (rgb ``(H, W, 3)`` float32 in [0, 1], alpha ``(H, W)`` float32 in [0, 1] or None)."""
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """8-bit samples (uint8, or bool as 0/255) -> C-contiguous uint8, ``arr`` itself if it is one."""
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8) * np.uint8(255)
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def _grey_pixels(grey: np.ndarray) -> np.ndarray:
+    """``(H, W)`` samples -> ``(H, W, 3)`` pixels: uint8 as a read-only view of the one plane
+    (no copy), float32 as three contiguous copies (writable, as the deep path needs)."""
+    if grey.dtype == np.uint8:
+        return np.broadcast_to(grey[:, :, None], (*grey.shape, 3))
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def _split_channels(arr: np.ndarray, to_samples: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(H, W)`` or ``(H, W, C)`` samples, C in 1..4 (grey, grey+alpha, RGB, RGBA) -> (pixels
+    ``(H, W, 3)`` as ``to_samples`` makes them (``_to_uint8`` or ``_to_unit``), alpha ``(H, W)``
+    float32 in [0, 1] or None)."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
-        grey = _to_unit(arr)
-        return np.repeat(grey[:, :, None], 3, axis=2), None
+        return _grey_pixels(to_samples(arr)), None
     channels = arr.shape[2]
     if channels == 2:
-        grey = _to_unit(arr[..., 0])
-        return np.repeat(grey[:, :, None], 3, axis=2), _to_unit(arr[..., 1])
+        return _grey_pixels(to_samples(arr[..., 0])), _to_unit(arr[..., 1])
     if channels == 3:
-        return _to_unit(arr), None
+        return to_samples(arr), None
     if channels == 4:
-        return _to_unit(arr[..., :3]), _to_unit(arr[..., 3])
+        return to_samples(arr[..., :3]), _to_unit(arr[..., 3])
     raise UsageError(f"unsupported channel count {channels}")
 
 
@@ -407,11 +445,14 @@ def _read_array(arr: np.ndarray) -> LoadedImage:
             f"unsupported array shape {arr.shape}; expected (H, W), (H, W, 1), (H, W, 2), "
             "(H, W, 3) or (H, W, 4) with H, W > 0"
         )
-    rgb, alpha = _channels_to_float(arr)
+    eight_bit = arr.dtype.kind == "b" or arr.dtype == np.uint8
+    if arr.dtype == np.uint8:
+        arr = arr.copy()  # uint8 samples are kept as they are: never alias the caller's array
+    pixels, alpha = _split_channels(arr, _to_uint8 if eight_bit else _to_unit)
     return LoadedImage(
-        rgb=rgb,
+        pixels=pixels,
         alpha=alpha,
-        bit_depth=8 if arr.dtype.kind == "b" or arr.dtype == np.uint8 else 16,
+        bit_depth=8 if eight_bit else 16,
         exif=None,
         icc_profile=None,
         source_format=None,

@@ -442,7 +442,7 @@ class PhotoStore:
 def prepared_bytes(prepared: Prepared) -> int:
     """Memory held by a ``Prepared`` photo: its pixels, alpha, metadata, L at both sizes, features."""
     img = prepared.image
-    arrays = sum(a.nbytes for a in (img.rgb, img.alpha) if a is not None)
+    arrays = img.nbytes
     tensors = sum(t.numel() * t.element_size() for t in (prepared.L, prepared.L_small, *(prepared.features or [])))
     return arrays + tensors + len(img.exif or b"") + len(img.icc_profile or b"")
 
@@ -751,7 +751,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             style = tio.read_image(job.style, max_pixels=limits.max_pixels)
         except tio.ImageError as exc:
             raise _image_error(exc, "the style reference", "style") from None
-    height, width = img.rgb.shape[:2]
+    height, width = img.pixels.shape[:2]
     hints = _parse_hints(job.hints, width, height) if job.hints else None
     colorizer = Colorizer(pool.get(job.model), render_size, job.method)  # third: the decoder
     outputs: list[tuple[int | None, bytes]] = []
@@ -779,7 +779,7 @@ def _run_job(pool: ModelPool, render_size: int, limits: Limits, job: _Job, save_
             tio.write_image(dest, result.rgb, result.alpha if job.fmt == "png" else None,
                             exif=img.exif, icc_profile=img.icc_profile)
             saved.append(dest.name)
-    h, w = img.rgb.shape[:2]
+    h, w = img.pixels.shape[:2]
     return (h, w), outputs, saved, notes
 
 
@@ -845,7 +845,7 @@ def _keep_photo(job: _PhotoJob, data: bytes, stem: str) -> StoredPhoto:
     """Decode an upload (checking it as /api/colorize does), keep it and its ``Prepared`` form
     for the job's model, so that its first colorization runs only the network's head."""
     img = _decode(data, job.limits)
-    height, width = img.rgb.shape[:2]
+    height, width = img.pixels.shape[:2]
     try:
         colorizer = job.colorizer()
         prepared = colorizer.prepare(img)
