@@ -2,8 +2,8 @@
 
     listing (source, output) rows -> map_batches(PhotoWorker, actor pool) -> records -> manifest
 
-Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor, and runs on
-onnxruntime where it is installed, with ``--backend auto``) and colorizes its batches through
+Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor; ``--backend``
+picks its runtime, PyTorch by default as for the local engine) and colorizes its batches through
 ``Colorizer.colorize_files``: the local engine's own code, so the outputs are the same files.
 Sources and outputs may be local paths or ``file://`` URLs (on a file system every node sees), or
 object-store URLs: such a source is downloaded to a temporary folder on the worker, and such an
@@ -59,11 +59,11 @@ def connect(address: str | None) -> Any:
         # Ray reads its token file by itself for `auto` only; a cluster named by host:port needs the
         # mode set, and before Ray is imported (it reads its settings once).
         os.environ["RAY_AUTH_MODE"] = "token"
-    ray = import_ray()
     # Ray's own notices (token authentication, actor restart caveats, disabled progress bars) are
     # not the user's business on a normal run; a failure still reaches tinct as an exception.
     # Set RAY_BACKEND_LOG_LEVEL (e.g. to info) to see Ray's C++ logs again.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray = import_ray()
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
