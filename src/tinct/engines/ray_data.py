@@ -2,8 +2,8 @@
 
     listing (source, output) rows -> map_batches(PhotoWorker, actor pool) -> records -> manifest
 
-Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor; ``--backend``
-picks its runtime, PyTorch by default as for the local engine) and colorizes its batches through
+Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor, and runs on
+onnxruntime where it is installed, with ``--backend auto``) and colorizes its batches through
 ``Colorizer.colorize_files``: the local engine's own code, so the outputs are the same files.
 Sources and outputs may be local paths or ``file://`` URLs (on a file system every node sees), or
 object-store URLs: such a source is downloaded to a temporary folder on the worker, and such an
