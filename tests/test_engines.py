@@ -197,3 +197,22 @@ def test_engine_ray_without_ray_says_what_to_install(photo_dir, monkeypatch, cap
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     assert main(["colorize", str(photo_dir), "--engine", "ray"]) == 2
     assert "pip install 'tinct[cluster]'" in capsys.readouterr().err
+
+
+def test_a_cluster_that_cannot_be_joined_leaves_the_destination_untouched(photo_dir, tmp_path, monkeypatch, capsys,
+                                                                          tiny_model_path):
+    from tinct.cli import main
+    from tinct.engines import ray_data
+    from tinct.errors import SetupError
+
+    def unreachable(address):
+        raise SetupError(f"--address {address}: ray client connection timeout")
+
+    monkeypatch.setattr(ray_data, "connect", unreachable)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"the user's own file")
+    argv = ["colorize", str(photo_dir), "-o", str(out), "-m", str(tiny_model_path), "--engine", "ray", "--address", "x:1"]
+    assert main(argv) == 2
+    assert "connection timeout" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg"]  # no run manifest: a rerun still keeps a.jpg

@@ -266,12 +266,13 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
 
     began = time.monotonic()
     try:
+        if resume.jobs:
+            connect(args.address)  # before run.json: a destination is a run's only once a run could start
         if resume.jobs or resume.problems:
             run.start({**recorded, "engine": "ray", "tinct": _version().split()[-1], "photos": len(resume.jobs)})
         for record in resume.problems:
             account(record)
         if resume.jobs:
-            connect(args.address)
             settings = {"model": colorizer.model, "name": args.model, "render_size": args.render_size,
                         "decode": args.decode, "backend": args.backend, "threads": threads,
                         "decode_options": decode_options, "options": options}
