@@ -41,7 +41,6 @@ VIDEO_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.partial\.\w+")
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from .defaults import HINT_MODEL
     from .imageio import SUPPORTED_EXTENSIONS
     from .pipeline import Colorizer
     from .video import is_video_path
@@ -71,11 +70,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     if args.hints and videos:
         raise UserError("--hints applies to photos, not to videos")
-    if args.hints and args.hints != "auto" and len(plan) != 1:
-        raise UserError(f"--hints {args.hints} names the hints of one photo; {len(plan)} photos were given "
-                        "(use --hints auto for <name>.hints.json beside each photo)")
-    if args.hints and args.model == "default":
-        args.model = HINT_MODEL
+    choose_hint_model(args, len(plan))
     # auto: photos on PyTorch, videos on onnxruntime when installed: the faster runtime for each,
     # measured end to end (benchmarks/speed.py, benchmarks/video_speed.py)
     photo_backend = "torch" if args.backend == "auto" or args.device == "cuda" else args.backend
@@ -213,7 +208,6 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     a Ray cluster (``tinct.engines.ray_data``), record each photo in the manifest, print a summary."""
     from tqdm import tqdm
 
-    from .defaults import HINT_MODEL
     from .engines import manifest
     from .engines.listing import expand_sources, plan_locations
     from .engines.ray_data import connect, require_ray, run_on_ray
@@ -235,11 +229,7 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     sources = [(s if is_url(s) else os.path.abspath(s), rel) for s, rel in sources]
     output = args.output if is_url(args.output) else os.path.abspath(args.output)
     plan = plan_locations(sources, output, args.format)
-    if args.hints and args.hints != "auto" and len(plan) != 1:
-        raise UserError(f"--hints {args.hints} names the hints of one photo; {len(plan)} photos were given "
-                        "(use --hints auto for <name>.hints.json beside each photo)")
-    if args.hints and args.model == "default":
-        args.model = HINT_MODEL
+    choose_hint_model(args, len(plan))
     threads = args.threads if args.threads is not None else 1  # per actor: the actors use the cores
     decode_options = {k: v for k, v in (("temperature", args.temperature), ("seed", args.seed)) if v is not None}
     colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, name=args.model,
@@ -288,6 +278,17 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     elif tally["exists"]:
         note_existing(tally["exists"])
     return EXIT_FAILED if tally["failed"] else EXIT_OK
+
+
+def choose_hint_model(args: argparse.Namespace, photos: int) -> None:
+    """--hints FILE names one photo's hints; with --hints, the default model becomes the hint model."""
+    from .defaults import HINT_MODEL
+
+    if args.hints and args.hints != "auto" and photos != 1:
+        raise UserError(f"--hints {args.hints} names the hints of one photo; {photos} photos were given "
+                        "(use --hints auto for <name>.hints.json beside each photo)")
+    if args.hints and args.model == "default":
+        args.model = HINT_MODEL
 
 
 def note_existing(count: int) -> None:

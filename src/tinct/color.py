@@ -212,14 +212,8 @@ def max_chroma_table() -> torch.Tensor:
     [0, 200] in float64. Built once per process (about 0.1 s)."""
     L = torch.arange(101, dtype=torch.float64).view(-1, 1).expand(101, TABLE_HUES + 1)
     hue = torch.deg2rad(torch.arange(TABLE_HUES + 1, dtype=torch.float64) * (360 / TABLE_HUES)).expand_as(L)
-    lo, hi = torch.zeros_like(L), torch.full_like(L, 200.0)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lab = torch.stack([L, mid * torch.cos(hue), mid * torch.sin(hue)])
-        ok = _in_gamut(_kornia_lab_to_rgb(lab, clip=False))
-        lo = torch.where(ok, mid, lo)
-        hi = torch.where(ok, hi, mid)
-    return lo.float()
+    widest = torch.stack([L, 200.0 * torch.cos(hue), 200.0 * torch.sin(hue)]).reshape(3, -1)
+    return (_bisect_scale(widest, 40) * 200.0).view(L.shape).float()
 
 
 def _table_scale(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,14 +72,21 @@ def glob_root(pattern: str) -> Path:
 
 def _add_walked(found: Inputs, item: str, root: Path, files: list[Path], nothing: str) -> None:
     """Add the images among the ``files`` a folder or glob ``item`` gave; count the others."""
+    images, others = _images_and_others(files, item, nothing)
+    found.files += [(f, root) for f in images]
+    found.unsupported += others
+
+
+def _images_and_others(files: Sequence[str | Path], item: str, nothing: str) -> tuple[list, Counter[str]]:
+    """The supported images among ``files`` (sorted) and the other files' kinds by extension;
+    a one-line error naming ``item`` when there is no image."""
     from ..imageio import is_image_path
 
     images = sorted(f for f in files if is_image_path(f))
-    others = Counter(f.suffix.lower() or "no extension" for f in files if not is_image_path(f))
+    others = Counter(PurePosixPath(f).suffix.lower() or "no extension" for f in files if not is_image_path(f))
     if not images:
         raise UsageError(f"{item}: {nothing}" + (f" (only {describe_kinds(others)})" if others else ""))
-    found.files += [(f, root) for f in images]
-    found.unsupported += others
+    return images, others
 
 
 def describe_kinds(counts: Counter[str]) -> str:
@@ -161,8 +168,6 @@ def expand_sources(items: Sequence[str], output: str | None = None) -> tuple[lis
 
 
 def _expand_url(item: str) -> tuple[list[tuple[str, str]], Counter[str]]:
-    from ..imageio import is_image_path
-
     fs, path = url_filesystem(item)
     if any(ch in path for ch in WILDCARDS):
         root = glob_root(path).as_posix()
@@ -178,10 +183,7 @@ def _expand_url(item: str) -> tuple[list[tuple[str, str]], Counter[str]]:
         nothing = "not a supported image"
     else:
         raise UsageError(f"{item}: no such object or prefix")
-    rels = [(f, f[len(root) + 1:] if root and root != "." else f) for f in files]
-    rels = [(f, rel) for f, rel in rels if not any(part.startswith(".") for part in rel.split("/"))]
-    images = sorted((fs.unstrip_protocol(f), rel) for f, rel in rels if is_image_path(f))
-    others = Counter(PurePosixPath(f).suffix.lower() or "no extension" for f, _ in rels if not is_image_path(f))
-    if not images:
-        raise UsageError(f"{item}: {nothing}" + (f" (only {describe_kinds(others)})" if others else ""))
-    return images, others
+    prefix = len(root) + 1 if root and root != "." else 0
+    visible = [f for f in files if not any(part.startswith(".") for part in f[prefix:].split("/"))]
+    images, others = _images_and_others(visible, item, nothing)
+    return [(fs.unstrip_protocol(f), f[prefix:]) for f in images], others

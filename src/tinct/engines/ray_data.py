@@ -32,6 +32,7 @@ from .storage import as_local_path, download, parent_and_name, upload
 __all__ = ["PhotoWorker", "colorize_rows", "connect", "require_ray", "run_on_ray"]
 
 log = logging.getLogger(__name__)
+NEEDS_RAY = "--engine ray needs Ray Data: pip install 'tinct[cluster]'"
 
 
 def require_ray() -> None:
@@ -39,7 +40,7 @@ def require_ray() -> None:
     import importlib.util
 
     if importlib.util.find_spec("ray") is None or importlib.util.find_spec("pyarrow") is None:
-        raise SetupError("--engine ray needs Ray Data: pip install 'tinct[cluster]'")
+        raise SetupError(NEEDS_RAY)
 
 
 def import_ray() -> Any:
@@ -47,7 +48,7 @@ def import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise SetupError("--engine ray needs Ray Data: pip install 'tinct[cluster]'") from None
+        raise SetupError(NEEDS_RAY) from None
     return ray
 
 
