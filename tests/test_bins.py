@@ -132,3 +132,20 @@ def test_entropy():
     onehot[0, 3] = 1
     assert bins.entropy(uniform).item() == pytest.approx(1.0)
     assert bins.entropy(onehot).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_softmax_and_decoders_read_channels_last_predictions_alike(channels_last):
+    """The decoders' fast path over the last axis gives what softmax and einsum over dim 1 give."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 16, 5, 7, generator=g) * 3
+    x = logits.contiguous(memory_format=torch.channels_last) if channels_last else logits
+    probs = bins.channel_softmax(x)
+    assert torch.allclose(probs, torch.softmax(logits, dim=1), atol=1e-6)
+    centers = torch.randn(16, 2, generator=g) * 30
+    for method in ("expectation", "annealed"):
+        ab = bins.decode_joint(probs, centers, method, temperature=0.4)
+        p = probs if method == "expectation" else torch.softmax(torch.log(probs.clamp_min(1e-12)) / 0.4, dim=1)
+        assert ab.is_contiguous() and torch.allclose(ab, torch.einsum("bkhw,kc->bchw", p, centers), atol=1e-4)
+    a = bins.decode_marginal(probs, centers[:, 0], "expectation")
+    assert torch.allclose(a, torch.einsum("bkhw,k->bhw", probs, centers[:, 0]).unsqueeze(1), atol=1e-4)

@@ -37,6 +37,7 @@ __all__ = [
     "encode_onehot",
     "encode_soft",
     "soft_targets_grid",
+    "channel_softmax",
     "decode_joint",
     "decode_marginal",
     "decode_hue",
@@ -154,10 +155,27 @@ def soft_targets_grid(ab: torch.Tensor, step: float = 10.0, limit: float = 110.0
 
 
 # ----------------------------------------------------------------------------- decoding
+def channel_softmax(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``torch.softmax(logits.float(), dim)``, computed along the last axis of a ``movedim`` view:
+    a channels-last prediction (B,K,H,W) is then read in place, where ``torch.softmax`` over
+    dim 1 would copy it to channels-first first (several times slower on the CPU)."""
+    return torch.softmax(logits.float().movedim(dim, -1), dim=-1).movedim(-1, dim)
+
+
+def _weighted(probs: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """probs (B,K,H,W) and values (K,C) -> (B,C,H,W), the probability-weighted sum of the values.
+
+    A matrix product over the last axis of (B,H,W,K): a view, no copy, for the channels-last
+    predictions the networks give (an einsum over K copies them to channels-first first). The
+    small result is returned channels-first, as everything downstream expects.
+    """
+    return torch.matmul(probs.movedim(1, -1), values).movedim(-1, 1).contiguous()
+
+
 def _anneal(probs: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:
     """Re-normalised probs^(1/T), computed in log space for stability."""
     logp = torch.log(probs.clamp_min(1e-12)) / temperature
-    return torch.softmax(logp, dim=dim)
+    return channel_softmax(logp, dim=dim)
 
 
 def _sample_index(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -177,9 +195,9 @@ def decode_joint(probs: torch.Tensor, centers: torch.Tensor, method: str = "anne
     """
     c = centers.to(probs)
     if method == "expectation":
-        return torch.einsum("bkhw,kc->bchw", probs, c)
+        return _weighted(probs, c)
     if method == "annealed":
-        return torch.einsum("bkhw,kc->bchw", _anneal(probs, temperature), c)
+        return _weighted(_anneal(probs, temperature), c)
     if method == "mode":
         idx = probs.argmax(dim=1)
     elif method == "sample":
@@ -200,9 +218,9 @@ def decode_marginal(probs: torch.Tensor, centers: torch.Tensor, method: str = "e
     """
     c = centers.to(probs)
     if method == "expectation":
-        return torch.einsum("bkhw,k->bhw", probs, c).unsqueeze(1)
+        return _weighted(probs, c[:, None])
     if method == "annealed":
-        return torch.einsum("bkhw,k->bhw", _anneal(probs, temperature), c).unsqueeze(1)
+        return _weighted(_anneal(probs, temperature), c[:, None])
     if method == "mode":
         return c[probs.argmax(dim=1)].unsqueeze(1)
     if method == "sample":

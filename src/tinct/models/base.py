@@ -221,16 +221,18 @@ class AbRegressionOrGrid(ColorModel):
         method = self.check_method(method)
         if "ab" in pred:
             return pred["ab"]
-        probs = torch.softmax(pred["logits"].float(), dim=1)
+        probs = bins.channel_softmax(pred["logits"])
         return bins.decode_joint(probs, self.centers, method,
                                  temperature=float(options.get("temperature", self.config["temperature"])),
                                  generator=options.get("generator"))
 
     def color_distribution(self, pred: Prediction) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(probabilities (B,K,H,W), ``centers`` (K,2)) for histogram heads; None for regression."""
+        from .. import bins
+
         if "logits" not in pred:
             return None
-        return torch.softmax(pred["logits"].float(), dim=1), self.centers
+        return bins.channel_softmax(pred["logits"]), self.centers
 
     def confidence(self, pred: Prediction) -> torch.Tensor | None:
         """(B,1,H,W) in [0,1] for histogram heads; None for regression."""
@@ -238,4 +240,4 @@ class AbRegressionOrGrid(ColorModel):
 
         if "logits" not in pred:
             return None
-        return 1.0 - bins.entropy(torch.softmax(pred["logits"].float(), dim=1))
+        return 1.0 - bins.entropy(bins.channel_softmax(pred["logits"]))
