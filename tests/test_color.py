@@ -33,6 +33,20 @@ def test_rgb_to_lab_matches_skimage(rgb):
     assert np.abs(ours - ref).max() < 5e-3
 
 
+def test_lab_to_rgb_matches_kornia():
+    """tinct's own Lab -> sRGB (the output path's) equals kornia's, including the dark toe, the
+    negative fz clamp and out-of-gamut colors, for single images and batches."""
+    from kornia.color import lab_to_rgb as kornia_lab_to_rgb
+
+    g = torch.Generator().manual_seed(5)
+    lab = torch.stack([torch.rand(2, 40, 50, generator=g) * 100, torch.randn(2, 40, 50, generator=g) * 60,
+                       torch.randn(2, 40, 50, generator=g) * 60], dim=1)
+    lab[0, 0, :5] = torch.rand(5, 50, generator=g) * 3  # very dark: the linear toe of f
+    for x in (lab, lab[:1], lab.double()):
+        for clip in (True, False):
+            assert torch.allclose(color.lab_to_rgb(x, clip=clip), kornia_lab_to_rgb(x, clip=clip), atol=2e-5, rtol=0)
+
+
 @pytest.mark.parametrize("rgb", [RNG.random((2000, 3)), CORNERS], ids=["random", "corners"])
 def test_lab_round_trip(rgb):
     lab = color.rgb_to_lab(_to_t(rgb))
