@@ -11,7 +11,13 @@ from tinct.models import build_model, registered_models
 from conftest import fit
 
 
-def test_projection_equals_conv_over_the_concatenated_hypercolumn():
+@pytest.mark.parametrize("join", [64, 5, 0], ids=["all-joined", "mixed", "all-projected-first"])
+def test_projection_equals_conv_over_the_concatenated_hypercolumn(join, monkeypatch):
+    """Whichever levels ``dense`` resizes and joins and which it projects first (JOIN_CHANNELS),
+    the result is the literal hypercolumn's 1x1 convolution."""
+    import tinct.hypercolumn as hypercolumn
+
+    monkeypatch.setitem(hypercolumn.JOIN_CHANNELS, torch.float32, join)
     torch.manual_seed(0)
     feats = [torch.randn(2, c, s, s + 3) for c, s in [(4, 32), (6, 16), (8, 8), (5, 4)]]
     proj = HypercolumnProjection((4, 6, 8, 5), 7, global_context=True)
