@@ -1,13 +1,16 @@
 """Speed and memory of tinct on this machine; prints tables (README numbers come from here).
 
-    python benchmarks/speed.py [--model default] [--photos DIR] [--count 24] [--repeats 3]
+    python benchmarks/speed.py [--model default] [--photos DIR] [--count 80] [--repeats 3]
 
-1. Network forward at 256^2 for the shipped models and for a reference network with Zhang
-   et al.'s ECCV16 generator shapes (random weights), in the same run, as a ratio.
-2. End to end: ``tinct colorize`` on a folder of ~0.8-MP JPEG photos (decode, color, network,
-   encode; model loading amortised over the folder), ms per photo and its ratio to the ECCV16
-   forward (DESIGN.md's goal: <= 0.25), per backend and ``--threads``, the combinations
-   alternated ``--repeats`` times (median).
+1. Network forward at 256^2 for the shipped models (float32 and bfloat16, through the runtime
+   ``tinct colorize`` uses: norms folded) and for a reference network with Zhang et al.'s
+   ECCV16 generator shapes (random weights, float32), in the same run, as a ratio.
+2. End to end, as a user runs it: ``tinct colorize DIR -o OUT -q`` as a fresh process on a
+   folder of ``--count`` ~0.8-MP gray JPEGs (process start, imports and model loading
+   included), ms per photo and its ratio to the ECCV16 forward (issue #24's goal: <= 0.25), per
+   backend, precision and ``--threads``, the combinations alternated ``--repeats`` times
+   (median). The same command on one photo gives the fixed cost, and (T_N - T_1) / (N - 1) the
+   cost of each further photo.
 3. Peak memory (max RSS of a fresh process) colorizing one 12-MP photo.
 
 Photos: ../shared/data/test/sun_hays80 when present (mostly 1024x768), else generated ones.
@@ -76,11 +79,17 @@ def peak_rss_12mp(model: str, render_size: int) -> float:
         return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+def _auto_precision() -> str:
+    from tinct.runtime import native_bfloat16
+
+    return "bfloat16" if native_bfloat16() else "float32"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="shipped model names or weights paths (default: all shipped)")
     ap.add_argument("--photos", type=Path, default=DATA, help="folder of JPEG photos for the end-to-end run")
-    ap.add_argument("--count", type=int, default=24)
+    ap.add_argument("--count", type=int, default=80)
     ap.add_argument("--render-size", type=int, default=None)
     ap.add_argument("--backends", nargs="+", default=["torch", "onnx"], help="network runtimes to time")
     ap.add_argument("--repeats", type=int, default=3,
@@ -88,8 +97,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import tinct
-    from tinct.cli import main as cli_main
     from tinct.pipeline import DEFAULT_RENDER_SIZE
+    from tinct.runtime import TorchRuntime
     from tinct.weights import shipped_weights
 
     render = args.render_size or DEFAULT_RENDER_SIZE
@@ -104,44 +113,61 @@ def main() -> None:
     print(f"| ECCV16 reference (32.2 M params) | {ref_ms:.1f} | 1.00 |")
     for name in names:
         model = tinct.load_model(name)
-        with torch.inference_mode():
-            ms = median_ms(lambda m=model: m.predict_ab(L256))
-        print(f"| {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) | {ms:.1f} | {ms / ref_ms:.2f} |")
+        for precision in ("float32", "bfloat16"):
+            runtime = TorchRuntime(model, precision)
+            with torch.inference_mode():
+                ms = median_ms(lambda r=runtime: model.predict_ab(L256, network=r.forward))
+            print(f"| {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params), {precision} | "
+                  f"{ms:.1f} | {ms / ref_ms:.2f} |")
 
-    print(f"\nEnd to end: tinct colorize on a folder of JPEGs (render size {render})")
-    print(f"(median of {args.repeats} alternated runs per row; --threads sets PyTorch's and onnxruntime's threads)")
-    print("| model | backend | threads | photos | mean size | ms / photo | ratio to ECCV16 forward |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"\nEnd to end: `tinct colorize DIR -o OUT -q` in a fresh process (render size {render})")
+    print(f"(median of {args.repeats} alternated runs per row; process start and model loading included)")
+    print("| model | backend | precision | threads | ms / photo, 1 photo | ms / photo, "
+          f"{args.count} photos | ratio to ECCV16 forward | each further photo | its ratio |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     threads0 = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp) / "in", args.count, args.photos)
-        mp = np.mean([np.prod(Image.open(p).size) for p in photos]) / 1e6
+        one = Path(tmp) / "one"
+        one.mkdir()
+        (one / photos[0].name).write_bytes(photos[0].read_bytes())
         for name in names:
-            combos = [(b, t) for b in args.backends for t in sorted({1, threads0})]
-            for backend, threads in combos:  # warm-up: export/cache the ONNX file, as a user's second run would
-                cli_main(["colorize", str(photos[0]), "-o", str(Path(tmp) / "warm"), "--model", name,
-                          "--backend", backend, "--threads", str(threads), "-q", "--overwrite"])
-            times: dict[tuple[str, int], list[float]] = {c: [] for c in combos}
+            combos = [(b, p, t) for b in args.backends for p in (["auto", "float32"] if b == "torch" else ["-"])
+                      for t in sorted({1, threads0})]
+
+            def run(folder: Path, backend: str, precision: str, threads: int) -> float:
+                cmd = [sys.executable, "-m", "tinct.cli", "colorize", str(folder), "-o", str(Path(tmp) / "out"),
+                       "--model", name, "--render-size", str(render), "--backend", backend,
+                       "--threads", str(threads), "-q", "--overwrite"]
+                if precision != "-":
+                    cmd += ["--precision", precision]
+                t = time.perf_counter()
+                subprocess.run(cmd, check=True)
+                return time.perf_counter() - t
+
+            for combo in combos:  # warm-up: export/cache the ONNX file and the disk cache, as a user's second run
+                run(one, *combo)
+            times: dict[tuple, list[tuple[float, float]]] = {c: [] for c in combos}
             for _ in range(args.repeats):  # the combinations alternate within each round
-                for backend, threads in combos:
-                    out = Path(tmp) / f"out_{name}_{backend}_{threads}"
-                    t = time.perf_counter()
-                    rc = cli_main(["colorize", str(Path(tmp) / "in"), "-o", str(out), "--model", name,
-                                   "--render-size", str(render), "--backend", backend, "--threads", str(threads),
-                                   "-q", "--overwrite"])
-                    times[(backend, threads)].append(1000 * (time.perf_counter() - t) / len(photos))
-                    assert rc == 0
-            for (backend, threads), ts in times.items():
-                per = float(np.median(ts))
-                print(f"| {name} | {backend} | {threads} | {len(photos)} | {mp:.2f} MP | {per:.0f} | "
-                      f"{per / ref_ms:.2f} |", flush=True)
+                for combo in combos:
+                    times[combo].append((run(one, *combo), run(Path(tmp) / "in", *combo)))
+            for (backend, precision, threads), ts in times.items():
+                t1 = float(np.median([a for a, _ in ts]))
+                tn = float(np.median([b for _, b in ts]))
+                per = 1000 * tn / len(photos)
+                further = 1000 * (tn - t1) / (len(photos) - 1)
+                shown = precision if precision != "auto" else f"auto ({_auto_precision()})"
+                print(f"| {name} | {backend} | {shown} | {threads} | {1000 * t1:.0f} | {per:.0f} | "
+                      f"{per / ref_ms:.2f} | {further:.0f} | {further / ref_ms:.2f} |", flush=True)
+        mp = np.mean([np.prod(Image.open(p).size) for p in photos]) / 1e6
+        print(f"({len(photos)} gray JPEGs, {mp:.2f} MP on average)")
         torch.set_num_threads(threads0)
         print("\nPeak memory colorizing one 12-MP photo (4000x3000, max RSS of a fresh process)")
         print("| model | peak RSS |\n|---|---:|")
         for name in names:
             print(f"| {name} | {peak_rss_12mp(name, render):.0f} MiB |", flush=True)
     src = "sun_hays80" if args.photos.is_dir() else "generated"
-    print(f"\n(photos: {src}; the end-to-end time includes model loading once per folder)")
+    print(f"\n(photos: {src}; end to end includes process start, imports and model loading)")
 
 
 if __name__ == "__main__":

@@ -116,10 +116,69 @@ def test_colorize_files_frees_each_decoded_photo_before_encoding_it(colorizer, t
     assert done == [(src, tmp_path / "out" / "a.png", None)] and alive_while_writing == [False]
 
 
+def test_lanes_write_the_same_files_and_report_in_order(colorizer, tmp_path):
+    """Several photos at once (one lane per PyTorch thread) give the files one lane gives, and
+    report every job once, in job order, a broken photo included; PyTorch's threads are restored."""
+    src = tmp_path / "in"
+    src.mkdir()
+    jobs = []
+    for i in range(7):
+        path = src / f"p{i}.png"
+        if i == 3:
+            path.write_bytes(b"not a png")
+        else:
+            Image.fromarray(make_photo(30 + 5 * i, 40, i)).convert("L").save(path)
+        jobs.append(path)
+    threads = torch.get_num_threads()
+    outputs = {}
+    for lanes in (1, 3):
+        done = []
+        out = tmp_path / f"out{lanes}"
+        colorizer.colorize_files([(p, out / p.name) for p in jobs], lambda *r: done.append(r), lanes=lanes)
+        assert [r[0] for r in done] == jobs and [r[2] is not None for r in done] == [i == 3 for i in range(7)]
+        outputs[lanes] = {p.name: np.array(Image.open(p)) for p in sorted(out.iterdir())}
+        assert torch.get_num_threads() == threads
+    assert outputs[1].keys() == outputs[3].keys() and len(outputs[1]) == 6
+    assert all(np.array_equal(outputs[1][k], outputs[3][k]) for k in outputs[1])
+
+
+def test_pixel_budget_lets_a_big_photo_run_alone():
+    """Photos fit together within the budget; one larger than the budget waits for an empty lane."""
+    import threading
+    import time
+
+    from tinct.pipeline import PixelBudget
+
+    budget, order = PixelBudget(10), []
+    release = threading.Event()
+
+    def hold(name, pixels, wait=None):
+        with budget.hold(pixels):
+            order.append((name, budget.held))
+            if wait is not None:
+                wait.wait(5)
+
+    small = threading.Thread(target=hold, args=("small", 6, release))
+    small.start()
+    time.sleep(0.05)
+    big = threading.Thread(target=hold, args=("big", 25))
+    other = threading.Thread(target=hold, args=("other", 4))
+    big.start()
+    other.start()
+    other.join(5)
+    time.sleep(0.05)
+    assert order == [("small", 6), ("other", 10)]  # 6 + 4 fit; 25 waits
+    release.set()
+    for t in (small, big):
+        t.join(5)
+    assert order[-1] == ("big", 25) and budget.held == 0
+
+
 def test_strip_resize_matches_full_bilinear():
     ab = torch.randn(1, 2, 13, 17)
     full = F.interpolate(ab, size=(101, 77), mode="bilinear", align_corners=False)
-    parts = torch.cat([_resize_rows(ab, 101, 77, t, min(101, t + 10)) for t in range(0, 101, 10)], dim=2)
+    wide = F.interpolate(ab, size=(13, 77), mode="bilinear", align_corners=False)
+    parts = torch.cat([_resize_rows(wide, 101, t, min(101, t + 10)) for t in range(0, 101, 10)], dim=2)
     assert torch.allclose(parts, full, atol=1e-5)
 
 

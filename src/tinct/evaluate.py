@@ -155,7 +155,7 @@ class _Runner:
     """Wraps a model spec into ``run(truth_u8) -> colorized uint8``."""
 
     def __init__(self, spec: str, render_size: int, decode: str | None, backend: str = "torch",
-                 threads: int | None = None):
+                 threads: int | None = None, precision: str = "auto"):
         self.spec = spec
         name, method, options = parse_spec(spec)
         self.kind = name if name in BASELINES else "model"
@@ -165,7 +165,7 @@ class _Runner:
             from .pipeline import Colorizer
 
             self.colorizer = Colorizer(name, render_size=render_size, decode=method or decode, backend=backend,
-                                       threads=threads, **options)
+                                       threads=threads, precision=precision, **options)
             meta = getattr(self.colorizer.model, "metadata", {})
             temperature = f" (T = {options['temperature']:g})" if options else ""
             self.description = (f"{meta.get('arch', '?')} ({meta.get('name', name)}), "
@@ -247,7 +247,7 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
              limit: int | None = None, progress: bool = True, decode: str | None = None,
              render_size: int | None = None, examples: int = 6, backend: str = "torch",
              pseudo_labels: bool = False, metrics: Sequence[str] = M.METRIC_KEYS,
-             threads: int | None = None) -> dict[str, Any]:
+             threads: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Score ``models`` on the photos under ``data``; write report.json/.md and examples.png to ``out_dir``.
 
     With ``pseudo_labels``, photos without an ImageNet label get the classifier's confident
@@ -257,7 +257,7 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
     psnr, auc, colorfulness and cf_gap cost a fifth of all eight); the pooled AuCs are always there.
     """
     items = load_eval_set(list(data), size, limit)
-    runners = [_Runner(m, render_size or size, decode, backend, threads) for m in models]
+    runners = [_Runner(m, render_size or size, decode, backend, threads, precision) for m in models]
     classifier = _classifier() if pseudo_labels or any(it["label"] >= 0 for it in items) else None
     pseudo = pseudo_label(items, classifier) if pseudo_labels else 0
     labelled = [i for i, it in enumerate(items) if it["label"] >= 0]
@@ -280,6 +280,8 @@ def evaluate(data: list[str | Path], models: list[str], size: int = 256, out_dir
             r.append(runner.run(it["truth"]) if runner.kind != "truth" else it["truth"])
     report = {
         "protocol": {"size": size, "render_size": render_size or size, "images": len(items), "backend": backend,
+                     "precision": next((r.colorizer.runtime.precision for r in runners
+                                        if r.colorizer is not None and r.colorizer.runtime.name == "torch"), None),
                      "data": [str(d) for d in data], "imagenet_labelled": len(labelled) - pseudo,
                      "pseudo_labelled": pseudo, "groups": {g: sum(it["group"] == g for it in items) for g in groups},
                      "text": __doc__.split("Protocol (stated in every report):")[1].split("Built-in")[0].strip()},

@@ -12,15 +12,18 @@
 
 The network never sees full resolution; the output always has it, and its L channel is the
 input's. Full-resolution work is done in horizontal strips so that peak memory stays bounded
-on 12-MP photos. ``Colorizer.colorize_files`` overlaps decoding and encoding (threads) with
-the network. No training code here.
+on 12-MP photos. ``Colorizer.colorize_files`` colorizes several photos at once (one per core)
+and encodes outputs on writer threads. No training code here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import imageio as tio
-from .color import lab_to_rgb_in_gamut, lightness_of_linear, srgb8_to_linear, srgb_to_linear
+from .color import gray8_to_lightness, lab_to_rgb_in_gamut, lightness_of_linear, srgb8_to_linear, srgb_to_linear
 from .defaults import DEFAULT_RENDER_SIZE
 from .errors import UsageError
 from .hints import Hint, color_hex, parse_hints, render_hints
@@ -44,6 +47,7 @@ __all__ = ["Colorizer", "Prepared", "Result", "palette", "render_shape", "model_
 
 log = logging.getLogger("tinct.pipeline")
 STRIP_PIXELS = 1 << 18  # full-resolution rows go a quarter megapixel at a time (less memory than 1 MP, and faster)
+LANE_PIXELS = 16_000_000  # pixels colorized at once by colorize_files' lanes (a larger photo runs by itself)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
@@ -96,12 +100,14 @@ class Colorizer:
         backend: where the network runs: "torch", "onnx" or "auto" (``tinct.runtime.load_runtime``;
             ``tinct colorize --backend``); a Runtime given as ``model`` is kept when it is that backend.
         threads: onnxruntime intra-op threads (default: torch's).
+        precision: of the PyTorch network: "auto" (bfloat16 on CPUs that compute it natively, else
+            float32), "float32" or "bfloat16" (``tinct.runtime.TorchRuntime``; ``--precision``).
         decode_options: extra keyword options for ``model.decode`` (temperature, ...).
     """
 
     def __init__(self, model: ColorModel | Runtime | str | Path = "default", render_size: int = DEFAULT_RENDER_SIZE,
                  decode: str | None = None, device: str = "cpu", *, name: str | None = None, backend: str = "torch",
-                 threads: int | None = None, method: str | None = None, **decode_options: Any):
+                 threads: int | None = None, method: str | None = None, precision: str = "auto", **decode_options: Any):
         decode = decode_argument(decode, method)
         self.name = name or model_name(model.model if isinstance(model, Runtime) else model)
         if render_size < 32:
@@ -112,7 +118,7 @@ class Colorizer:
             from . import load_model
 
             model = load_model(model, device=device)
-        self.runtime = load_runtime(model, "torch" if device != "cpu" else backend, threads)
+        self.runtime = load_runtime(model, "torch" if device != "cpu" else backend, threads, precision=precision)
         self.model = self.runtime.model.eval().to(device)
         self.render_size = render_size
         self.method = self.model.check_method(decode, self.name)
@@ -140,7 +146,7 @@ class Colorizer:
             L_small = self.render_lightness(L)
             feats = None
             if features and self.runtime.name == "torch" and self.model.reuses_features:
-                feats = self.model.features(self.model.pad_input(L_small.to(self.device)))
+                feats = self.runtime.features(self.model.pad_input(L_small.to(self.device)))
         return Prepared(img, L, L_small, feats)
 
     def hint_map(self, hints: Any, prepared: Prepared) -> torch.Tensor | None:
@@ -167,12 +173,14 @@ class Colorizer:
         prepared = L_full if isinstance(L_full, Prepared) else None
         L_small = prepared.L_small if prepared is not None else self.render_lightness(L_full)
         opts = {**self.decode_options, **options}
-        if prepared is not None and prepared.features is not None:
-            opts["features"] = prepared.features
+        network = self.runtime.forward
+        if prepared is not None and prepared.features is not None:  # only the head runs again
+            feats = prepared.features
+            network = lambda x, **fwd: self.runtime.from_features(feats, x.shape[-2:], **fwd)  # noqa: E731
         if with_pred:
             opts["with_pred"] = True
         out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence,
-                                 network=self.runtime.forward, **opts)
+                                 network=network, **opts)
         return {k: v if k == "pred" else v.float().cpu() for k, v in out.items()}
 
     def predict_rendered(self, L_small: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -194,9 +202,10 @@ class Colorizer:
         H, W = L_full.shape[-2:]
         out = np.empty((H, W, 3), dtype=dtype)
         rows = max(1, STRIP_PIXELS // max(W, 1))
+        ab_wide = F.interpolate(ab_small.float(), size=(ab_small.shape[-2], W), mode="bilinear", align_corners=False)
         for top in range(0, H, rows):
             bottom = min(H, top + rows)
-            ab = _resize_rows(ab_small, H, W, top, bottom)
+            ab = _resize_rows(ab_wide, H, top, bottom)
             rgb = lab_to_rgb_in_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))[0].permute(1, 2, 0)
             if out.dtype == np.uint8:
                 rgb = rgb.mul(255).add_(0.5).to(torch.uint8)
@@ -291,8 +300,15 @@ class Colorizer:
     # -- many files ----------------------------------------------------------------------
     def colorize_files(self, jobs: Iterable[tuple[Path, Path]], on_done: Callable[[Path, Path | None, str | None], None],
                        confidence: bool = False, samples: int = 0, max_pixels: int = tio.DEFAULT_MAX_PIXELS,
-                       **options: Any) -> None:
-        """Colorize (input, output) pairs, overlapping I/O with the network.
+                       lanes: int | None = None, **options: Any) -> None:
+        """Colorize (input, output) pairs, several photos at a time.
+
+        ``lanes`` photos (default ``default_lanes``) are decoded, colorized and composed at once,
+        each lane with an equal share of PyTorch's threads: on two cores, two photos on one
+        thread each finish sooner than one photo on two threads (``benchmarks/speed.py``).
+        Photos being colorized hold at most ``LANE_PIXELS`` pixels together (a larger photo runs
+        by itself), so a folder of big scans needs the memory of one. Outputs are encoded on
+        writer threads while the lanes go on.
 
         ``on_done(input, output_or_None, error_or_None)`` is called once per job, in order.
         ``options["hints"]`` may be a function of the input path giving that photo's hints.
@@ -301,33 +317,44 @@ class Colorizer:
         ``seed + 1``, ...), and ``confidence`` a ``<stem>.confidence.png``.
         """
         jobs = list(jobs)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            def load(src: Path) -> Future:
-                return pool.submit(tio.read_image, src, max_pixels)
-
-            # One photo decoding ahead and at most two being encoded: enough to keep both cores
-            # busy, few enough full-resolution buffers to stay small on 12-MP photos.
-            pending_reads: list[Future] = [load(src) for src, _ in jobs[:1]]
-            writes: list[tuple[Path, Path, list[Future]]] = []
-            for i, (src, dst) in enumerate(jobs):
-                fut = pending_reads.pop(0)
-                if i + 1 < len(jobs):
-                    pending_reads.append(load(jobs[i + 1][0]))
+        lanes = self.default_lanes(len(jobs)) if lanes is None else max(1, lanes)
+        budget = PixelBudget(LANE_PIXELS)
+        threads = torch.get_num_threads()
+        with intra_op_threads(max(1, threads // lanes)), ThreadPoolExecutor(lanes) as lane_pool, \
+                ThreadPoolExecutor(max(2, lanes)) as writers:
+            def run(src: Path, dst: Path) -> list[Future]:
                 try:
-                    img, fut = fut.result(), None  # the future would keep the photo alive while it is encoded
+                    img = tio.read_image(src, max_pixels)
                     meta = (img.exif, img.icc_profile, img.bit_depth)
                     job_options = options
                     if callable(options.get("hints")):  # hints per photo (``tinct colorize --hints auto``)
                         job_options = {**options, "hints": options["hints"](src)}
-                    outs = self._run_job(img, dst, confidence, samples, job_options)
+                    with budget.hold(img.pixels.shape[0] * img.pixels.shape[1]):
+                        outs = self._run_job(img, dst, confidence, samples, job_options)
                     del img  # the decoded input is not needed while the outputs are encoded
-                    writes.append((src, dst, [pool.submit(_write, path, res, meta) for path, res in outs]))
+                    return [writers.submit(_write, path, res, meta) for path, res in outs]
                 except (tio.ImageError, ValueError, OSError) as exc:
-                    writes.append((src, dst, [_failed(exc)]))
-                while writes and (len(writes) > 2 or all(f.done() for f in writes[0][2])):
-                    _report(writes.pop(0), on_done)
-            while writes:
-                _report(writes.pop(0), on_done)
+                    return [_failed(exc)]
+
+            # At most one photo waits for a lane, and finished ones are reported (in order) as
+            # soon as they are written: few full-resolution buffers alive at any time.
+            window: deque[tuple[Path, Path, Future]] = deque()
+            for src, dst in jobs:
+                while len(window) > lanes:
+                    _report(_finish(window.popleft()), on_done)
+                window.append((src, dst, lane_pool.submit(run, src, dst)))
+                while window and window[0][2].done() and all(f.done() for f in window[0][2].result()):
+                    _report(_finish(window.popleft()), on_done)
+            while window:
+                _report(_finish(window.popleft()), on_done)
+
+    def default_lanes(self, jobs: int) -> int:
+        """Photos colorized at once by ``colorize_files``: one per PyTorch thread (at most one per
+        job) for the PyTorch runtime on the CPU; one for onnxruntime (it has its own threads) and
+        other devices."""
+        if self.runtime.name != "torch" or self.device != "cpu":
+            return 1
+        return max(1, min(torch.get_num_threads(), jobs))
 
     def _run_job(self, img: tio.LoadedImage, dst: Path, confidence: bool, samples: int,
                  options: dict[str, Any]) -> list[tuple[Path, Any]]:
@@ -401,8 +428,11 @@ def decode_argument(decode: str | None, method: str | None, stacklevel: int = 2)
 
 def lightness_of(rgb: np.ndarray) -> torch.Tensor:
     """(H,W,3) sRGB, uint8 or float in [0,1] (``LoadedImage.pixels``) -> CIE L (1,1,H,W) in [0,100],
-    strip by strip to bound memory. uint8 gives the L of ``rgb / 255`` (to float32 rounding)."""
+    strip by strip to bound memory. uint8 gives the L of ``rgb / 255`` (to float32 rounding); a
+    gray uint8 photo (one plane seen three times, as ``tinct.imageio`` reads it) is one table lookup."""
     H, W = rgb.shape[:2]
+    if rgb.dtype == np.uint8 and rgb.strides[2] == 0:
+        return torch.from_numpy(np.take(gray8_to_lightness().numpy(), rgb[:, :, 0])).view(1, 1, H, W)
     out = torch.empty((1, 1, H, W), dtype=torch.float32)
     rows = max(1, STRIP_PIXELS // max(W, 1))
     for top in range(0, H, rows):
@@ -419,29 +449,20 @@ def _linear_strip(rgb: np.ndarray) -> torch.Tensor:
     return lin.permute(2, 0, 1).unsqueeze(0)
 
 
-def _resize_rows(ab: torch.Tensor, H: int, W: int, top: int, bottom: int) -> torch.Tensor:
-    """Rows [top, bottom) of ab (1,2,h,w) bilinearly resized to (H, W), align_corners=False.
+def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int) -> torch.Tensor:
+    """Rows [top, bottom) of ab_wide (1,2,h,W) bilinearly resized to H rows (align_corners=False):
+    (1,2,bottom-top,W).
 
-    Computes only the needed rows: the strip's source rows are cut out (with a margin) and
-    resized with the exact same sampling positions as a full resize would use.
+    With ``ab_wide`` the small ab map already resized to the full width (``F.interpolate`` to
+    (h, W)), the strips together equal a full bilinear resize to (H, W): bilinear sampling is
+    separable, and the rows use the same sampling positions as ``F.interpolate``.
     """
-    h, w = ab.shape[-2:]
-    sy = h / H
-    # source y of output row r: (r + 0.5) * sy - 0.5
-    y0 = max(0, math.floor((top + 0.5) * sy - 0.5))
-    y1 = min(h, math.floor((bottom - 0.5) * sy - 0.5) + 2)
-    src = ab[..., y0:y1, :]
-    ys = ((torch.arange(top, bottom, dtype=torch.float32) + 0.5) * sy - 0.5).clamp(0, h - 1) - y0
-    xs = ((torch.arange(W, dtype=torch.float32) + 0.5) * (w / W) - 0.5).clamp(0, w - 1)
-    # separable bilinear interpolation with precomputed indices and weights
-    yl = ys.floor().long().clamp(0, src.shape[-2] - 1)
-    yh = (yl + 1).clamp(max=src.shape[-2] - 1)
-    wy = (ys - yl.float()).view(1, 1, -1, 1)
-    xl = xs.floor().long()
-    xh = (xl + 1).clamp(max=w - 1)
-    wx = (xs - xl.float()).view(1, 1, 1, -1)
-    rows = src[..., yl, :] * (1 - wy) + src[..., yh, :] * wy
-    return rows[..., xl] * (1 - wx) + rows[..., xh] * wx
+    h = ab_wide.shape[-2]
+    ys = ((torch.arange(top, bottom, dtype=torch.float32) + 0.5) * (h / H) - 0.5).clamp_(0, h - 1)
+    lower = ys.floor().long()
+    upper = (lower + 1).clamp_(max=h - 1)
+    weight = (ys - lower.float()).view(1, 1, -1, 1)
+    return torch.lerp(ab_wide.index_select(-2, lower), ab_wide.index_select(-2, upper), weight)
 
 
 def _write(path: Path, result: Any, meta: tuple[bytes | None, bytes | None, int]) -> Path:
@@ -451,6 +472,45 @@ def _write(path: Path, result: Any, meta: tuple[bytes | None, bytes | None, int]
         return tio.write_image(path, np.repeat(gray[..., None], 3, axis=2))
     exif, icc, bit_depth = meta
     return tio.write_image(path, result.rgb, result.alpha, exif=exif, icc_profile=icc, bit_depth=bit_depth)
+
+
+class PixelBudget:
+    """Pixels of the photos being colorized at once: ``hold(n)`` waits until ``n`` more fit within
+    ``limit``, or until nothing else is held (a photo larger than the limit runs by itself)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.held = limit, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int):
+        with self._changed:
+            self._changed.wait_for(lambda: self.held == 0 or self.held + pixels <= self.limit)
+            self.held += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.held -= pixels
+                self._changed.notify_all()
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """PyTorch's intra-op threads set to ``n`` inside the block (process-wide), restored after."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _finish(item: tuple[Path, Path, Future]) -> tuple[Path, Path, list[Future]]:
+    src, dst, lane = item
+    return src, dst, lane.result()
 
 
 def _failed(exc: Exception) -> Future:

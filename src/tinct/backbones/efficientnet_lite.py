@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SetupError, UsageError
+from ..folding import fold_conv_norm
 from .base import Backbone
 
 __all__ = ["EfficientNetLite", "load_lite_state_dict", "VARIANTS"]
@@ -78,6 +79,8 @@ class _SamePadConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         kh, kw = self.kernel_size
         sh, sw = self.stride
+        if sh == sw == 1 and kh % 2 == kw % 2 == 1:  # symmetric: the convolution pads by itself (no copy)
+            return F.conv2d(x, self.weight, self.bias, 1, (kh // 2, kw // 2), self.dilation, self.groups)
         ph = _same_pad(x.shape[-2], kh, sh)
         pw = _same_pad(x.shape[-1], kw, sw)
         if not (isinstance(ph, int) and isinstance(pw, int) and ph == 0 and pw == 0):
@@ -116,6 +119,13 @@ class _MBConv(nn.Module):
         self._project_conv = _SamePadConv(mid, cout, 1, bias=False)
         self._bn2 = _bn(cout)
         self.residual = stride == 1 and cin == cout
+
+    def fold_norms(self) -> None:
+        """Inference only: each batch norm folded into the convolution before it (``tinct.folding``)."""
+        pairs = [("_expand_conv", "_bn0")] if self.has_expand else []
+        for conv, norm in [*pairs, ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]:
+            fold_conv_norm(getattr(self, conv), getattr(self, norm))
+            setattr(self, norm, nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -181,6 +191,14 @@ class EfficientNetLite(Backbone):
             state = load_lite_state_dict(variant, in_channels, classifier)
             own = self.state_dict()  # the package's blocks past the deepest level are left out
             self.load_state_dict({k: v for k, v in state.items() if k in own or not k.startswith("_blocks.")})
+
+    def fold_norms(self) -> None:
+        """Inference only: the stem's (and classifier head's) batch norm folded into its
+        convolution (``tinct.folding``); the blocks fold their own."""
+        pairs = [("_conv_stem", "_bn0")] + ([("_conv_head", "_bn1")] if self.has_classifier else [])
+        for conv, norm in pairs:
+            fold_conv_norm(getattr(self, conv), getattr(self, norm))
+            setattr(self, norm, nn.Identity())
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""

@@ -115,7 +115,7 @@ class PhotoWorker:
         torch.set_num_threads(settings["threads"])
         self.colorizer = Colorizer(settings["model"], render_size=settings["render_size"], decode=settings["decode"],
                                    name=settings["name"], backend=settings["backend"], threads=settings["threads"],
-                                   **settings["decode_options"])
+                                   precision=settings.get("precision", "auto"), **settings["decode_options"])
         self.options = settings["options"]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:

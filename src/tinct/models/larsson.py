@@ -160,6 +160,15 @@ class Larsson(ColorModel):
             nn.Conv2d(hidden, sum(self.groups), 1),
         )
 
+    def fold_norms(self) -> None:
+        """Inference only: the head's batch norm folded into the hypercolumn projection before it
+        (``tinct.folding``; the backbone folds its own)."""
+        norm = self.head[0]
+        if isinstance(norm, nn.BatchNorm2d):
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            self.project.fold_affine(scale, norm.bias - norm.running_mean * scale)
+            self.head[0] = nn.Identity()
+
     # -- prediction ----------------------------------------------------------------------
     def forward(self, L: torch.Tensor) -> dict[str, torch.Tensor]:
         """L (B,1,H,W) in [0,100] -> prediction dict.
@@ -194,7 +203,7 @@ class Larsson(ColorModel):
 
         lab-marginal: [p_a, p_b]; lab-joint: [p_ab]; hue-chroma: [p_chroma, p_hue].
         """
-        return [torch.softmax(x.float(), dim=1) for x in pred["logits"].split(self.groups, dim=1)]
+        return [bins.channel_softmax(x) for x in pred["logits"].split(self.groups, dim=1)]
 
     # -- training ------------------------------------------------------------------------
     def target_ab(self, pred: dict[str, torch.Tensor], ab: torch.Tensor) -> torch.Tensor:

@@ -117,6 +117,10 @@ class LarssonHints(Larsson):
         """
         return self.from_features(self.features(L), L.shape[-2:], hints=hints)
 
+    def fold_norms(self) -> None:
+        """Inference copies (``tinct.folding``): the head's norm follows the projection plus the
+        hint attention, which reads the projection itself, so it stays; the backbone folds its own."""
+
     def from_features(self, feats: list[torch.Tensor], image_size: tuple[int, int],
                       hints: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The head on the backbone's levels and the hint map (None: no hint); see ``forward``

@@ -1,0 +1,51 @@
+"""An inference copy of a network: batch norms folded into the convolutions before them.
+
+In eval mode a BatchNorm is a per-channel affine map, so ``norm(conv(x))`` equals one
+convolution with scaled weights and a bias (``torch.nn.utils.fusion.fuse_conv_bn_weights``).
+Folding removes every norm's pass over the activations: on the CPU, in bfloat16, those passes
+cost about a sixth of the default model's forward.
+
+Modules say what they can fold: a module with a ``fold_norms()`` method folds its own norms in
+place (``fold_conv_norm`` for a conv followed by its norm; other layouts, such as a norm after a
+sum of projections, do their own algebra). ``inference_network`` copies a model, calls every
+``fold_norms`` and, for bfloat16, stores the convolution and linear weights in bfloat16 so that
+autocast does not cast them again on every forward. The copy is for inference only; the model
+it came from is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+__all__ = ["fold_conv_norm", "inference_network"]
+
+
+def fold_conv_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """In place: ``conv`` becomes ``norm(conv(.))`` (eval-mode statistics); the caller then
+    replaces ``norm`` with ``nn.Identity()``. Keeps the weight's memory format."""
+    channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last)
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.eps,
+                                        norm.weight, norm.bias)
+    if channels_last:
+        weight = nn.Parameter(weight.detach().contiguous(memory_format=torch.channels_last), requires_grad=False)
+    conv.weight, conv.bias = weight, bias
+
+
+def inference_network(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A copy of ``model`` in eval mode with its norms folded (every ``fold_norms()``), no
+    gradients, and for ``torch.bfloat16`` its Conv2d and Linear parameters in bfloat16 (run it
+    under ``torch.autocast``). Outputs equal the model's up to rounding."""
+    net = copy.deepcopy(model).eval().requires_grad_(False)
+    for module in list(net.modules()):
+        fold = getattr(module, "fold_norms", None)
+        if callable(fold):
+            fold()
+    if dtype != torch.float32:
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.to(dtype)
+    return net
