@@ -216,3 +216,27 @@ def test_a_cluster_that_cannot_be_joined_leaves_the_destination_untouched(photo_
     assert main(argv) == 2
     assert "connection timeout" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg"]  # no run manifest: a rerun still keeps a.jpg
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--decode", "bogus"], "decodes with"),
+    (["--style", "{photo}"], "has no global features, so it cannot take a style reference"),
+    (["--hints", "auto"], "--hints needs a hint model"),
+    (["--render-size", "16"], "render size must be at least 32 pixels"),
+])
+def test_the_ray_driver_checks_flags_from_the_weights_header_without_torch(flags, message, photo_dir, tmp_path,
+                                                                           tiny_model_path):
+    """The driver reads what the model offers from its weights file's header: a bad flag is a
+    one-line error before any cluster is joined, and torch is never imported (a second off every run)."""
+    import subprocess
+    import sys
+
+    photo = next(p for p in photo_dir.iterdir() if p.suffix == ".png")
+    argv = ["colorize", str(photo_dir), "-o", str(tmp_path / "out"), "-m", str(tiny_model_path), "--engine", "ray",
+            "--address", "127.0.0.1:1", *(f.format(photo=photo) for f in flags)]
+    code = ("import sys; from tinct.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout.strip() == "no torch"
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -42,8 +42,6 @@ VIDEO_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.partial\.\w+")
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .imageio import SUPPORTED_EXTENSIONS
-    from .pipeline import Colorizer
-    from .video import is_video_path
 
     started = time.time()
     if args.format and "." + args.format.lstrip(".").lower() not in SUPPORTED_EXTENSIONS:
@@ -51,7 +49,10 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.backend == "onnx" and args.device == "cuda":
         raise UserError("--backend onnx runs on the CPU; drop --device cuda")
     if args.engine == "ray":
-        return colorize_with_ray(args, started)
+        return colorize_with_ray(args, started)  # which never imports torch
+    from .media import is_video_path
+    from .pipeline import Colorizer
+
     urls = [i for i in [*args.inputs, args.output] if is_url(i)]
     if urls:
         raise UserError(f"{urls[0]}: URLs are read and written by the Ray engine: add --engine ray "
@@ -77,7 +78,11 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     threads = apply_threads(args)
     colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, device=args.device,
                           name=args.model, backend=photo_backend, threads=threads, precision=args.precision, **options)
-    extra = photo_options(colorizer, args)  # every check before anything is written or drawn
+    from .weights import model_capabilities
+
+    extra = photo_options(args, model_capabilities(colorizer.model))  # every check before anything is written
+    if "style" in extra:
+        colorizer.style_lightness(extra["style"])  # and the runtime must take one
     tally: Counter[str] = Counter()
     if out_dir.is_dir():
         tally["removed"] = remove_stale_temporaries(out_dir, started)
@@ -96,28 +101,26 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     return EXIT_FAILED if tally["failed"] else EXIT_OK
 
 
-def photo_options(colorizer, args: argparse.Namespace) -> dict:
-    """Check --samples, --confidence and --style against the model; the options for ``colorize_files``."""
-    import torch
-
+def photo_options(args: argparse.Namespace, capabilities: dict) -> dict:
+    """Check --samples, --confidence, --style and --hints against what the model offers
+    (``tinct.shipped.capabilities``, read from its weights file without torch); the options for
+    ``colorize_files``."""
     from .imageio import read_image
 
-    if args.samples and "sample" not in colorizer.model.decode_methods:
+    if args.samples and not capabilities["samples"]:
         raise UserError(f"--samples needs a histogram model; {args.model} has no 'sample' decoder")
-    if args.confidence:
-        with torch.no_grad():
-            probe = colorizer.model.confidence(colorizer.model(torch.zeros(1, 1, 32, 32)))
-        if probe is None:
-            raise UserError(f"--confidence needs a histogram model; {args.model} predicts no distribution")
+    if args.confidence and not capabilities["decoders"]:
+        raise UserError(f"--confidence needs a histogram model; {args.model} predicts no distribution")
+    if args.style and not capabilities["style"]:
+        raise UserError(f"model {args.model!r} has no global features, so it cannot take a style reference")
+    if args.hints and not capabilities["hints"]:
+        raise UserError(f"--hints needs a hint model such as tinct-lite2-hints; {args.model} takes no hints")
     extra: dict = {"confidence": args.confidence, "samples": args.samples or 0, "max_pixels": args.max_pixels}
     if args.seed is not None:
         extra["seed"] = args.seed
     if args.style:
         extra["style"] = read_image(args.style)
-        colorizer.style_lightness(extra["style"])  # refuse a style the model cannot use
     if args.hints:
-        if "hints" not in colorizer.model.forward_options:
-            raise UserError(f"--hints needs a hint model such as tinct-lite2-hints; {args.model} takes no hints")
         extra["hints"] = hints_source(args.hints)
     return extra
 
@@ -212,8 +215,8 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     from .engines import manifest
     from .engines.listing import expand_sources, plan_locations
     from .engines.ray_data import connect, require_ray, run_on_ray
-    from .pipeline import Colorizer
-    from .video import is_video_path
+    from .media import is_video_path
+    from .shipped import capabilities, choose_decoder, read_metadata, resolve, shipped_weights
 
     require_ray()  # a one-line error before any work when Ray is not installed
     for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size), ("--threads", args.threads)):
@@ -233,10 +236,16 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     choose_hint_model(args, len(plan))
     threads = args.threads if args.threads is not None else 1  # per actor: the actors use the cores
     decode_options = {k: v for k, v in (("temperature", args.temperature), ("seed", args.seed)) if v is not None}
-    colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, name=args.model,
-                          precision=args.precision, **decode_options)  # flags checked before any worker starts
-    options = photo_options(colorizer, args)
-    recorded = {"model": args.model, "decode": colorizer.method, "render_size": args.render_size,
+    # Every flag is checked against the weights file's header before any worker starts; the driver
+    # never imports torch (a second off the start-up of every run).
+    weights = resolve(args.model)
+    caps = capabilities(read_metadata(weights))
+    if args.render_size < 32:
+        raise UserError(f"render size must be at least 32 pixels, got {args.render_size}")
+    method = choose_decoder(caps["decoders"] or ("identity",), caps["default_decode"] or "identity", args.decode,
+                            args.model)
+    options = photo_options(args, caps)
+    recorded = {"model": args.model, "decode": method, "render_size": args.render_size,
                 "temperature": args.temperature, "seed": args.seed, "format": args.format,
                 "samples": args.samples or 0, "confidence": args.confidence, "style": args.style,
                 "hints": args.hints}
@@ -264,7 +273,10 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
         for record in resume.problems:
             account(record)
         if resume.jobs:
-            settings = {"model": colorizer.model, "name": args.model, "render_size": args.render_size,
+            # A shipped model is loaded by name on each node (tinct is installed there); another
+            # weights file travels as its bytes, so the nodes need not see the driver's disk.
+            model = args.model if args.model in shipped_weights() else weights.read_bytes()
+            settings = {"model": model, "name": args.model, "render_size": args.render_size,
                         "decode": args.decode, "backend": "torch" if args.backend == "auto" else args.backend,
                         "precision": args.precision, "threads": threads,
                         "decode_options": decode_options, "options": options}

@@ -14,10 +14,12 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Sequence
+
 from .errors import MissingFileError, UsageError
 
 __all__ = ["WEIGHTS_DIR", "shipped_weights", "aliases", "read_metadata", "traits", "started_from",
-           "training_length", "capabilities", "architecture_names"]
+           "training_length", "capabilities", "architecture_names", "resolve", "choose_decoder"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODELS_DIR = Path(__file__).parent / "models"
@@ -103,3 +105,32 @@ def architecture_names() -> list[str]:
     for f in MODELS_DIR.glob("*.py"):
         names.update(re.findall(r'^@register\("([^"]+)"\)', f.read_text(), flags=re.M))
     return sorted(names)
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A shipped model name, an alias or a file path -> the weights file path (clear errors)."""
+    p = Path(name_or_path).expanduser()
+    if p.suffix == ".safetensors" or p.is_file():
+        if not p.is_file():
+            raise MissingFileError(f"weights file not found: {p}")
+        return p
+    shipped = shipped_weights()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    if str(name_or_path) in architecture_names():
+        raise UsageError(
+            f"architecture {name_or_path!r} has no shipped weights; train it with "
+            f"`tinct train configs/<recipe>.yaml` and pass the resulting .safetensors file"
+        )
+    raise UsageError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(shipped)) or 'none'}")
+
+
+def choose_decoder(methods: Sequence[str], default: str, method: str | None, name: str) -> str:
+    """The decode method to use among a model's ``methods`` (None: ``default``); an unknown one is
+    a one-line error naming the model as ``name``. ``("identity",)``: the network predicts colors."""
+    method = method or default
+    if method not in methods:
+        if tuple(methods) == ("identity",):  # the network predicts colors: nothing to decode
+            raise UsageError(f"model {name!r} predicts colors directly, so it has no decoder to choose; got {method!r}")
+        raise UsageError(f"model {name!r} decodes with {', '.join(methods)}; got {method!r}")
+    return method

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from .atomic import replace, temporary_beside
 from .errors import UsageError
 from .imageio import ImageError
+from .media import VIDEO_EXTENSIONS, is_video_path
 from .pipeline import Colorizer, lightness_of, render_shape
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
     "video_output_path",
 ]
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 SMOOTHING: tuple[str, ...] = ("none", "ema")
 DEFAULT_ALPHA = 0.25          # weight of the new frame in static regions
 DEFAULT_MOTION = 6.0          # blurred |dL| (L units) at which a pixel is not smoothed at all
@@ -87,11 +87,6 @@ _AUDIO_COPY = {
     "webm": {"opus", "vorbis"},
     "avi": {"mp3", "aac", "ac3", "pcm_s16le", "pcm_u8"},
 }
-
-
-def is_video_path(path: str | Path) -> bool:
-    """True when ``path`` has a video file extension (.mp4 .mov .mkv .avi .webm .m4v, any case)."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def video_output_path(src: Path, output: Path) -> Path:

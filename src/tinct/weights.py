@@ -28,12 +28,13 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_path
 from .backbones.efficientnet_lite import EfficientNetLite, load_lite_state_dict
-from .errors import MissingFileError, UsageError
+from .errors import UsageError
 from .models.base import ColorModel, build_model
 from .shipped import (  # noqa: F401  (re-exported: the header and the zoo, readable without torch)
     WEIGHTS_DIR,
     capabilities,
     read_metadata,
+    resolve,
     shipped_weights,
     started_from,
     training_length,
@@ -164,23 +165,3 @@ def _same_checksum(module: torch.nn.Module, recorded: Any) -> bool:
         ours = _legacy_checksum(module)
         return all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(ours, recorded))
     return False
-
-
-def resolve(name_or_path: str | Path) -> Path:
-    """A shipped model name, an alias or a file path -> the weights file path (clear errors)."""
-    p = Path(name_or_path).expanduser()
-    if p.suffix == ".safetensors" or p.is_file():
-        if not p.is_file():
-            raise MissingFileError(f"weights file not found: {p}")
-        return p
-    shipped = shipped_weights()
-    if str(name_or_path) in shipped:
-        return shipped[str(name_or_path)]
-    from .models.base import registered_models
-
-    if str(name_or_path) in registered_models():
-        raise UsageError(
-            f"architecture {name_or_path!r} has no shipped weights; train it with "
-            f"`tinct train configs/<recipe>.yaml` and pass the resulting .safetensors file"
-        )
-    raise UsageError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(shipped)) or 'none'}")

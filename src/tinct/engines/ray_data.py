@@ -2,8 +2,9 @@
 
     listing (source, output) rows -> map_batches(PhotoWorker, actor pool) -> records -> manifest
 
-Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor, and runs on
-onnxruntime where it is installed, with ``--backend auto``) and colorizes its batches through
+Each actor of the pool holds one ``Colorizer`` (the model is loaded once per actor: a shipped
+model by name from the node's tinct, another weights file from the bytes the driver sends, which
+reads only its header and never imports torch) and colorizes its batches through
 ``Colorizer.colorize_files``: the local engine's own code, so the outputs are the same files.
 Sources and outputs may be local paths or ``file://`` URLs (on a file system every node sees), or
 object-store URLs: such a source is downloaded to a temporary folder on the worker, and such an
@@ -16,9 +17,11 @@ never a failed job. The driver writes the records into the run manifest
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -63,14 +66,16 @@ def connect(address: str | None) -> Any:
     # Ray's own notices (token authentication, actor restart caveats, disabled progress bars) are
     # not the user's business on a normal run; a failure still reaches tinct as an exception.
     # Set RAY_BACKEND_LOG_LEVEL (e.g. to info) to see Ray's C++ logs again.
+    quiet = "RAY_BACKEND_LOG_LEVEL" not in os.environ
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray = import_ray()
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR, configure_logging=True, runtime_env=_forwarded_environment())
+            with _silenced_stderr(quiet):  # Ray's core says on stderr that it read the variable above
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, configure_logging=True, runtime_env=_forwarded_environment())
         except (ConnectionError, ValueError) as exc:  # no cluster there; a bad address; Ray Client missing
             raise SetupError(f"--address {address}: {str(exc).strip().splitlines()[0]}") from None
     context = ray.data.DataContext.get_current()
@@ -78,6 +83,25 @@ def connect(address: str | None) -> Any:
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
     return ray
+
+
+@contextlib.contextmanager
+def _silenced_stderr(silence: bool = True) -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null inside the block (what C++ code writes there is
+    dropped; Python's exceptions still propagate), restored after."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # Object-store settings and credentials the workers need as much as the driver: passed on to them
@@ -102,7 +126,7 @@ def _has_auth_token() -> bool:
 class PhotoWorker:
     """A Ray actor: one ``Colorizer`` built once from ``settings``; colorizes batches of rows.
 
-    ``settings``: ``model`` (a ``ColorModel`` or a shipped name), ``render_size``, ``decode``,
+    ``settings``: ``model`` (a shipped name, a weights file's bytes, or a ``ColorModel``), ``render_size``, ``decode``,
     ``backend``, ``threads`` (per actor), ``decode_options`` (Colorizer keywords) and
     ``options`` (``colorize_files`` keywords: confidence, samples, max_pixels, seed, style, hints).
     """
@@ -113,9 +137,16 @@ class PhotoWorker:
         from ..pipeline import Colorizer
 
         torch.set_num_threads(settings["threads"])
-        self.colorizer = Colorizer(settings["model"], render_size=settings["render_size"], decode=settings["decode"],
-                                   name=settings["name"], backend=settings["backend"], threads=settings["threads"],
-                                   precision=settings.get("precision", "auto"), **settings["decode_options"])
+        model = settings["model"]
+        with tempfile.TemporaryDirectory(prefix="tinct-weights-") as tmp:
+            if isinstance(model, bytes):  # a weights file's bytes, sent by the driver: loaded from a copy here
+                path = Path(tmp) / "weights.safetensors"
+                path.write_bytes(model)
+                model = path
+            self.colorizer = Colorizer(model, render_size=settings["render_size"], decode=settings["decode"],
+                                       name=settings["name"], backend=settings["backend"],
+                                       threads=settings["threads"], precision=settings.get("precision", "auto"),
+                                       **settings["decode_options"])
         self.options = settings["options"]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:

@@ -110,14 +110,10 @@ class ColorModel(nn.Module):
     def check_method(self, method: str | None, name: str | None = None) -> str:
         """The decode method to use (None: the default); an unknown one is a one-line error naming
         the model as ``name`` (default: its weights' name, else its architecture)."""
-        method = method or self.default_decode
-        if method not in self.decode_methods:
-            name = name or (getattr(self, "metadata", None) or {}).get("name") or self.arch
-            if self.decode_methods == ("identity",):  # the network predicts colors: nothing to decode
-                raise UsageError(f"model {name!r} predicts colors directly, so it has no decoder to choose; "
-                                 f"got {method!r}")
-            raise UsageError(f"model {name!r} decodes with {', '.join(self.decode_methods)}; got {method!r}")
-        return method
+        from ..shipped import choose_decoder
+
+        name = name or (getattr(self, "metadata", None) or {}).get("name") or self.arch
+        return choose_decoder(self.decode_methods, self.default_decode, method, name)
 
     def train_inputs(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Extra ``forward`` inputs a training step draws from its batch (e.g. simulated color hints).
