@@ -76,6 +76,23 @@ def test_lightness_of_uint8_pixels_equals_the_float_path():
         assert (L - lightness(torch.from_numpy(floats).permute(2, 0, 1)[None])).abs().max() < 1e-4
 
 
+def test_lightness_of_a_gray_scan_looks_up_strip_by_strip():
+    """The gray table lookup never turns a whole scan into int64 indices (8 bytes a pixel: 0.7 GB
+    for a 90-MP scan): numpy's temporaries stay a strip's size."""
+    import tracemalloc
+
+    plane = np.random.default_rng(0).integers(0, 256, (2000, 2000), dtype=np.uint8)
+    pixels = np.broadcast_to(plane[..., None], (2000, 2000, 3))
+    tracemalloc.start()
+    try:
+        L = lightness_of(pixels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2000 * 2000 * 2  # a full int64 index array would be 32 MB
+    assert (L - lightness_of(np.ascontiguousarray(pixels))).abs().max() < 1e-4
+
+
 def test_an_8bit_photo_colorizes_as_its_float_copy(colorizer):
     """The compact path (uint8 pixels, uint8 output straight from compose) equals the float one."""
     rgb = make_photo(60, 80, 10)

@@ -431,12 +431,14 @@ def lightness_of(rgb: np.ndarray) -> torch.Tensor:
     strip by strip to bound memory. uint8 gives the L of ``rgb / 255`` (to float32 rounding); a
     gray uint8 photo (one plane seen three times, as ``tinct.imageio`` reads it) is one table lookup."""
     H, W = rgb.shape[:2]
-    if rgb.dtype == np.uint8 and rgb.strides[2] == 0:
-        return torch.from_numpy(np.take(gray8_to_lightness().numpy(), rgb[:, :, 0])).view(1, 1, H, W)
     out = torch.empty((1, 1, H, W), dtype=torch.float32)
     rows = max(1, STRIP_PIXELS // max(W, 1))
+    gray = rgb.dtype == np.uint8 and rgb.strides[2] == 0
     for top in range(0, H, rows):
-        out[..., top:top + rows, :] = lightness_of_linear(_linear_strip(rgb[top:top + rows]))
+        if gray:  # np.take turns its indices into int64: a strip at a time keeps that small
+            out[0, 0, top:top + rows].numpy()[:] = np.take(gray8_to_lightness().numpy(), rgb[top:top + rows, :, 0])
+        else:
+            out[..., top:top + rows, :] = lightness_of_linear(_linear_strip(rgb[top:top + rows]))
     return out
 
 
