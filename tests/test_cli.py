@@ -263,14 +263,16 @@ def test_the_first_onnx_run_says_it_prepares_the_runtime(photo_dir, tmp_path, ti
     assert "preparing" not in capsys.readouterr().err
 
 
-def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path, monkeypatch):
-    """--backend auto (the default): photos on PyTorch, the video on onnxruntime (exported once)."""
+@pytest.mark.parametrize("precision, video_on_onnx", [("float32", True), ("bfloat16", False)])
+def test_video_and_photos_in_one_call(precision, video_on_onnx, photo_dir, tmp_path, tiny_model_path, monkeypatch):
+    """--backend auto (the default): photos on PyTorch; the video on onnxruntime (exported once)
+    when PyTorch would run in float32, on PyTorch when it runs in bfloat16 (faster there)."""
     av = pytest.importorskip("av")
     pytest.importorskip("onnxruntime")
     cache = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     assert run("colorize", str(photo_dir / "a.jpg"), "-o", str(tmp_path / "only-photos"), "--model",
-               str(tiny_model_path), "-q") == 0
+               str(tiny_model_path), "-q", "--precision", precision) == 0
     assert not list(cache.glob("tinct/onnx/*.onnx"))  # photos alone: no export
     clip = tmp_path / "clip.mp4"
     with av.open(str(clip), "w") as out:
@@ -283,12 +285,13 @@ def test_video_and_photos_in_one_call(photo_dir, tmp_path, tiny_model_path, monk
         for packet in stream.encode():
             out.mux(packet)
     out_dir = tmp_path / "out"
-    code = run("colorize", str(clip), str(photo_dir / "a.jpg"), "-o", str(out_dir), "--model", str(tiny_model_path), "-q")
+    code = run("colorize", str(clip), str(photo_dir / "a.jpg"), "-o", str(out_dir), "--model", str(tiny_model_path),
+               "-q", "--precision", precision)
     assert code == 0
     assert (out_dir / "a.jpg").is_file()
     with av.open(str(out_dir / "clip.mp4")) as result:
         assert sum(1 for _ in result.decode(video=0)) == 8
-    assert list(cache.glob("tinct/onnx/*.onnx"))  # the video ran on onnxruntime
+    assert bool(list(cache.glob("tinct/onnx/*.onnx"))) == video_on_onnx
 
 
 # ----------------------------------------------------------------------------- errors and bugs

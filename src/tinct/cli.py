@@ -72,8 +72,10 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.hints and videos:
         raise UserError("--hints applies to photos, not to videos")
     choose_hint_model(args, len(plan))
-    # auto: photos on PyTorch, videos on onnxruntime when installed: the faster runtime for each,
-    # measured end to end (benchmarks/speed.py, benchmarks/video_speed.py)
+    # auto: photos on PyTorch; videos on PyTorch too when it runs in bfloat16, else on onnxruntime
+    # when installed: the faster runtime for each, measured end to end (benchmarks/speed.py,
+    # benchmarks/video_speed.py: 640x480 frames/s, PyTorch bfloat16 18.2, onnxruntime 12.4,
+    # PyTorch float32 10.6)
     photo_backend = "torch" if args.backend == "auto" or args.device == "cuda" else args.backend
     threads = apply_threads(args)
     colorizer = Colorizer(args.model, render_size=args.render_size, decode=args.decode, device=args.device,
@@ -88,7 +90,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         tally["removed"] = remove_stale_temporaries(out_dir, started)
     if videos:
         video_colorizer = colorizer
-        if args.backend == "auto" and args.device == "cpu":
+        if args.backend == "auto" and args.device == "cpu" and colorizer.runtime.precision == "float32":
             video_colorizer = Colorizer(colorizer.runtime.model, render_size=args.render_size, decode=args.decode,
                                         name=args.model, backend="auto", threads=threads, precision=args.precision,
                                         **options)
@@ -480,9 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
     c.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                   help="network runtime: auto (default) runs photos on PyTorch and videos on onnxruntime when it is "
-                        "installed (the faster for each on 2 cores: benchmarks/speed.py, video_speed.py; models "
-                        "with hints or a style stay on PyTorch); torch or onnx for all (onnx matches PyTorch within "
+                   help="network runtime: auto (default) runs photos on PyTorch, and videos on PyTorch where it "
+                        "runs in bfloat16 (--precision) and on onnxruntime otherwise, when it is installed (the "
+                        "faster for each on 2 cores: benchmarks/speed.py, video_speed.py; models with hints or a "
+                        "style stay on PyTorch); torch or onnx for all (onnx matches PyTorch float32 within "
                         "1/255; exported once, cached in ~/.cache/tinct/onnx)")
     c.add_argument("--smoothing", default="ema", choices=["ema", "none"],
                    help="videos: temporal smoothing of the predicted colors, reset at scene cuts (default ema)")
