@@ -114,3 +114,17 @@ def test_prepared_features_give_the_same_colors(tiny_hint_model_path):
         prepared = c.prepare(photo)
         assert prepared.features is not None
         assert np.array_equal(c.colorize(photo).rgb, c.colorize(prepared).rgb)
+
+
+def test_a_model_loaded_under_inference_mode_runs(tiny_model_path):
+    """Inference tensors have no version counter: the runtime still makes and keeps its copy."""
+    import numpy as np
+
+    from tinct import Colorizer
+    from tinct.weights import load_weights
+
+    with torch.inference_mode():
+        model = load_weights(tiny_model_path)
+        c = Colorizer(model, render_size=64)
+        out = c.colorize_array(np.random.default_rng(0).random((30, 40, 3)).astype(np.float32))
+    assert out.shape == (30, 40, 3)

@@ -101,7 +101,7 @@ class TorchRuntime(Runtime):
         if self.model.training:
             return self.model
         tensors = [*self.model.parameters(), *self.model.buffers()]
-        key = (device, tuple(t.device for t in tensors[:1]), sum(t._version for t in tensors), len(tensors))
+        key = (device, tuple(t.device for t in tensors[:1]), sum(map(_version, tensors)), len(tensors))
         if self._network is None or self._network[0] != key:
             from .folding import inference_network
 
@@ -133,6 +133,15 @@ class TorchRuntime(Runtime):
 
     def __repr__(self) -> str:
         return f"TorchRuntime({self.model.arch}, {self.precision})"
+
+
+def _version(tensor: torch.Tensor) -> int:
+    """A tensor's in-place modification counter; 0 for an inference tensor (made under
+    ``torch.inference_mode``), which has none and cannot be modified outside it."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return 0
 
 
 @functools.cache
