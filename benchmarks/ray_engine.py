@@ -1,6 +1,6 @@
 """Photos/s of ``tinct colorize`` on this machine: the local engine against ``--engine ray`` (issue #28).
 
-    python benchmarks/ray_engine.py [--count 200] [--model default] [--runs local,ray1,ray2,ray2-torch]
+    python benchmarks/ray_engine.py [--count 200] [--model default] [--runs local,ray1,ray2,ray2-onnx]
 
 The same ``--count`` gray JPEGs of about 0.8 MP (../shared/data/test/sun_hays80, mostly
 1024x768, cycled and re-encoded as gray; generated photos when it is absent) are colorized by:
@@ -8,8 +8,8 @@ The same ``--count`` gray JPEGs of about 0.8 MP (../shared/data/test/sun_hays80,
 * ``local``: ``tinct colorize DIR -o OUT`` (PyTorch, one process, both cores);
 * ``ray1``: ``--engine ray --workers 1 --threads 2`` (one actor using both cores);
 * ``ray2``: ``--engine ray --workers 2 --threads 1`` (two actors, one core each; ``--backend auto``,
-  so onnxruntime in the actors);
-* ``ray2-torch``: as ``ray2`` with ``--backend torch``.
+  so PyTorch in the actors, as in the local engine);
+* ``ray2-onnx``: as ``ray2`` with ``--backend onnx``.
 
 The Ray runs join one local cluster of 2 CPUs started here (``ray start --head``), as on a real
 cluster whose nodes are up before the job. Each run is a fresh ``tinct`` process, timed from start
@@ -43,7 +43,7 @@ RUNS = {
     "local": [],
     "ray1": ["--engine", "ray", "--workers", "1", "--threads", "2"],
     "ray2": ["--engine", "ray", "--workers", "2", "--threads", "1"],
-    "ray2-torch": ["--engine", "ray", "--workers", "2", "--threads", "1", "--backend", "torch"],
+    "ray2-onnx": ["--engine", "ray", "--workers", "2", "--threads", "1", "--backend", "onnx"],
 }
 
 

@@ -116,7 +116,7 @@ def main() -> None:
         for precision in ("float32", "bfloat16"):
             runtime = TorchRuntime(model, precision)
             with torch.inference_mode():
-                ms = median_ms(lambda r=runtime: model.predict_ab(L256, network=r.forward))
+                ms = median_ms(lambda r=runtime, m=model: m.predict_ab(L256, network=r.forward))
             print(f"| {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params), {precision} | "
                   f"{ms:.1f} | {ms / ref_ms:.2f} |")
 
@@ -135,7 +135,7 @@ def main() -> None:
             combos = [(b, p, t) for b in args.backends for p in (["auto", "float32"] if b == "torch" else ["-"])
                       for t in sorted({1, threads0})]
 
-            def run(folder: Path, backend: str, precision: str, threads: int) -> float:
+            def run(folder: Path, backend: str, precision: str, threads: int, name: str = name) -> float:
                 cmd = [sys.executable, "-m", "tinct.cli", "colorize", str(folder), "-o", str(Path(tmp) / "out"),
                        "--model", name, "--render-size", str(render), "--backend", backend,
                        "--threads", str(threads), "-q", "--overwrite"]

@@ -151,7 +151,7 @@ def test_lanes_write_the_same_files_and_report_in_order(colorizer, tmp_path):
     for lanes in (1, 3):
         done = []
         out = tmp_path / f"out{lanes}"
-        colorizer.colorize_files([(p, out / p.name) for p in jobs], lambda *r: done.append(r), lanes=lanes)
+        colorizer.colorize_files([(p, out / p.name) for p in jobs], lambda *r, done=done: done.append(r), lanes=lanes)
         assert [r[0] for r in done] == jobs and [r[2] is not None for r in done] == [i == 3 for i in range(7)]
         outputs[lanes] = {p.name: np.array(Image.open(p)) for p in sorted(out.iterdir())}
         assert torch.get_num_threads() == threads
