@@ -5,8 +5,9 @@ L (B,1,H,W) in [0,100] already padded to ``model.pad_multiple``. Everything else
 decoding, confidence, palettes, the description of the model) stays with ``runtime.model``,
 the PyTorch ``ColorModel``, so a runtime is only "how the forward pass is computed":
 
-* ``TorchRuntime(model, precision)``: the PyTorch module itself; takes every forward option the
-  model declares (a style image, a hint map). ``precision="auto"`` runs the network in bfloat16
+* ``TorchRuntime(model, precision)``: the PyTorch module (an inference copy with its batch norms
+  folded, ``tinct.folding``); takes every forward option the model declares (a style image, a
+  hint map). ``precision="auto"`` runs the network in bfloat16
   (autocast) on CPUs that compute it natively (AMX or AVX512-BF16: about twice as fast, ab within
   about 1 Lab unit of float32) and in float32 elsewhere; outputs are always float32.
 * ``OnnxRuntime(onnx_path, model)``: the graph ``tinct.export.export_onnx`` wrote, in
@@ -75,7 +76,7 @@ class Runtime:
 
 
 class TorchRuntime(Runtime):
-    """The PyTorch model itself, in float32 or (on the CPU) bfloat16 autocast.
+    """The PyTorch model (its inference copy, ``network``), in float32 or (on the CPU) bfloat16 autocast.
 
     Args:
         model: the ColorModel.
