@@ -65,6 +65,7 @@ def test_runtime_follows_weight_changes_and_training_mode(larsson):
         before = runtime.forward(L)["logits"]
         first = runtime.network(L.device)
         assert runtime.network(L.device) is first  # made once
+        assert TorchRuntime(model, "float32").network(L.device) is first  # and shared (a Colorizer per request)
     with torch.no_grad():
         model.head[-1].bias.add_(1.0)
     with torch.inference_mode():

@@ -36,6 +36,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -92,23 +94,27 @@ class TorchRuntime(Runtime):
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         self.forward_options = tuple(model.forward_options)
         self.precision = ("bfloat16" if native_bfloat16() else "float32") if precision == "auto" else precision
-        self._network: tuple[tuple, torch.nn.Module] | None = None
 
     def network(self, device: torch.device) -> torch.nn.Module:
         """What ``forward`` runs on ``device``: ``tinct.folding.inference_network`` of the model
         (norms folded, bfloat16 weights for bfloat16 on the CPU), made on first use and again
-        whenever the model's weights change (their in-place version counters) or it moves;
-        the model itself while it is in training mode."""
+        whenever the model's weights change (their in-place version counters) or it moves; the
+        model itself while it is in training mode. The copy is shared by every runtime of the
+        same model object (the web page makes a Colorizer per request), and made once when
+        several threads ask at the same time."""
         if self.model.training:
             return self.model
+        dtype = torch.bfloat16 if self.precision == "bfloat16" and device.type == "cpu" else torch.float32
         tensors = [*self.model.parameters(), *self.model.buffers()]
-        key = (device, tuple(t.device for t in tensors[:1]), sum(map(_version, tensors)), len(tensors))
-        if self._network is None or self._network[0] != key:
-            from .folding import inference_network
+        state = (tuple(t.device for t in tensors[:1]), sum(map(_version, tensors)), len(tensors))
+        with _COPIES_LOCK:
+            copies = _INFERENCE_COPIES.setdefault(self.model, {})
+            made = copies.get((device, dtype))
+            if made is None or made[0] != state:
+                from .folding import inference_network
 
-            bf16 = self.precision == "bfloat16" and device.type == "cpu"
-            self._network = (key, inference_network(self.model, torch.bfloat16 if bf16 else torch.float32))
-        return self._network[1]
+                made = copies[(device, dtype)] = (state, inference_network(self.model, dtype))
+        return made[1]
 
     def forward(self, L: torch.Tensor, **options: Any) -> Prediction:
         with self._autocast(L.device):
@@ -134,6 +140,13 @@ class TorchRuntime(Runtime):
 
     def __repr__(self) -> str:
         return f"TorchRuntime({self.model.arch}, {self.precision})"
+
+
+# model -> {(device, dtype): (the model's state when copied, its inference copy)}; an entry goes
+# with its model.
+_INFERENCE_COPIES: weakref.WeakKeyDictionary[ColorModel, dict[tuple, tuple[tuple, torch.nn.Module]]] = \
+    weakref.WeakKeyDictionary()
+_COPIES_LOCK = threading.Lock()
 
 
 def _version(tensor: torch.Tensor) -> int:
