@@ -159,6 +159,33 @@ def test_lanes_write_the_same_files_and_report_in_order(colorizer, tmp_path):
     assert all(np.array_equal(outputs[1][k], outputs[3][k]) for k in outputs[1])
 
 
+def test_a_photo_too_big_to_share_runs_alone_on_every_thread(colorizer, tmp_path, monkeypatch):
+    """With lanes, a photo larger than its share of LANE_PIXELS gets all of PyTorch's threads
+    (and the budget to itself); the small ones get one each."""
+    import tinct.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "LANE_PIXELS", 4000)  # shares of 2000 pixels for two lanes
+    seen = {}
+    real = Colorizer._run_job
+
+    def spy(self, img, dst, *args):
+        seen[dst.name] = torch.get_num_threads()
+        return real(self, img, dst, *args)
+
+    monkeypatch.setattr(Colorizer, "_run_job", spy)
+    jobs = []
+    for name, (h, w) in {"small.png": (30, 40), "big.png": (60, 80), "small2.png": (20, 30)}.items():
+        Image.fromarray(make_photo(h, w, 1)).save(tmp_path / name)
+        jobs.append((tmp_path / name, tmp_path / "out" / name))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        colorizer.colorize_files(jobs, lambda *r: None, lanes=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == {"small.png": 1, "big.png": 2, "small2.png": 1}
+
+
 def test_pixel_budget_lets_a_big_photo_run_alone():
     """Photos fit together within the budget; one larger than the budget waits for an empty lane."""
     import threading

@@ -46,7 +46,7 @@ __all__ = ["Colorizer", "Prepared", "Result", "palette", "render_shape", "model_
 
 log = logging.getLogger("tinct.pipeline")
 STRIP_PIXELS = 1 << 18  # full-resolution rows go a quarter megapixel at a time (less memory than 1 MP, and faster)
-LANE_PIXELS = 16_000_000  # pixels colorized at once by colorize_files' lanes (a larger photo runs by itself)
+LANE_PIXELS = 32_000_000  # pixels colorized at once by colorize_files' lanes (two 16-MP photos; larger ones alone)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
@@ -305,9 +305,9 @@ class Colorizer:
         ``lanes`` photos (default ``default_lanes``) are decoded, colorized and composed at once,
         each lane with an equal share of PyTorch's threads: on two cores, two photos on one
         thread each finish sooner than one photo on two threads (``benchmarks/speed.py``).
-        Photos being colorized hold at most ``LANE_PIXELS`` pixels together (a larger photo runs
-        by itself), so a folder of big scans needs the memory of one. Outputs are encoded on
-        writer threads while the lanes go on.
+        Photos being colorized hold at most ``LANE_PIXELS`` pixels together; a photo too big for
+        its share (``LANE_PIXELS / lanes``) runs by itself on every thread, so a folder of big
+        scans needs the memory of one. Outputs are encoded on writer threads while the lanes go on.
 
         ``on_done(input, output_or_None, error_or_None)`` is called once per job, in order.
         ``options["hints"]`` may be a function of the input path giving that photo's hints.
@@ -319,7 +319,8 @@ class Colorizer:
         lanes = self.default_lanes(len(jobs)) if lanes is None else max(1, lanes)
         budget = PixelBudget(LANE_PIXELS)
         threads = torch.get_num_threads()
-        with intra_op_threads(max(1, threads // lanes)), ThreadPoolExecutor(lanes) as lane_pool, \
+        per_lane = max(1, threads // lanes)
+        with intra_op_threads(per_lane), ThreadPoolExecutor(lanes) as lane_pool, \
                 ThreadPoolExecutor(max(2, lanes)) as writers:
             def run(src: Path, dst: Path) -> list[Future]:
                 try:
@@ -328,7 +329,12 @@ class Colorizer:
                     job_options = options
                     if callable(options.get("hints")):  # hints per photo (``tinct colorize --hints auto``)
                         job_options = {**options, "hints": options["hints"](src)}
-                    with budget.hold(img.pixels.shape[0] * img.pixels.shape[1]):
+                    pixels = img.pixels.shape[0] * img.pixels.shape[1]
+                    # A photo too big to share the budget with the other lanes runs by itself, on
+                    # every thread (the other lanes wait outside, where no PyTorch work is done).
+                    alone = lanes > 1 and pixels * lanes > LANE_PIXELS
+                    with budget.hold(LANE_PIXELS if alone else pixels), \
+                            intra_op_threads(threads if alone else per_lane):
                         outs = self._run_job(img, dst, confidence, samples, job_options)
                     del img  # the decoded input is not needed while the outputs are encoded
                     return [writers.submit(_write, path, res, meta) for path, res in outs]
