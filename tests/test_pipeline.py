@@ -134,8 +134,9 @@ def test_colorize_files_frees_each_decoded_photo_before_encoding_it(colorizer, t
 
 
 def test_lanes_write_the_same_files_and_report_in_order(colorizer, tmp_path):
-    """Several photos at once (one lane per PyTorch thread) give the files one lane gives, and
-    report every job once, in job order, a broken photo included; PyTorch's threads are restored."""
+    """Several photos at once (one lane per PyTorch thread) give the files one lane gives, samples
+    included (each lane's decoder is its own), and report every job once, in job order, a broken
+    photo included; PyTorch's threads are restored."""
     src = tmp_path / "in"
     src.mkdir()
     jobs = []
@@ -151,12 +152,14 @@ def test_lanes_write_the_same_files_and_report_in_order(colorizer, tmp_path):
     for lanes in (1, 3):
         done = []
         out = tmp_path / f"out{lanes}"
-        colorizer.colorize_files([(p, out / p.name) for p in jobs], lambda *r, done=done: done.append(r), lanes=lanes)
+        colorizer.colorize_files([(p, out / p.name) for p in jobs], lambda *r, done=done: done.append(r), lanes=lanes,
+                                 samples=1)
         assert [r[0] for r in done] == jobs and [r[2] is not None for r in done] == [i == 3 for i in range(7)]
         outputs[lanes] = {p.name: np.array(Image.open(p)) for p in sorted(out.iterdir())}
         assert torch.get_num_threads() == threads
-    assert outputs[1].keys() == outputs[3].keys() and len(outputs[1]) == 6
+    assert outputs[1].keys() == outputs[3].keys() and len(outputs[1]) == 12  # each photo and its sample
     assert all(np.array_equal(outputs[1][k], outputs[3][k]) for k in outputs[1])
+    assert colorizer.method != "sample"  # a sample's decoder is its call's, never the colorizer's
 
 
 def test_a_photo_too_big_to_share_runs_alone_on_every_thread(colorizer, tmp_path, monkeypatch):

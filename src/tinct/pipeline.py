@@ -165,10 +165,11 @@ class Colorizer:
         return render_hints(parsed, tuple(prepared.L_small.shape[-2:]), (H, W)).to(self.device)
 
     def predict_small(self, L_full: torch.Tensor | Prepared, with_confidence: bool = False, with_pred: bool = False,
-                      **options: Any) -> dict[str, Any]:
+                      decode: str | None = None, **options: Any) -> dict[str, Any]:
         """L (1,1,H,W) full resolution (or a ``Prepared`` photo) -> {"ab": (1,2,h,w)[, "confidence":
-        (1,1,h,w)][, "pred": the raw prediction]} at the render size. ``options``: decode options and
-        the model's forward options (``hints`` as a hint map, ``style_L``)."""
+        (1,1,h,w)][, "pred": the raw prediction]} at the render size. ``decode``: this call's decode
+        method (default: the colorizer's). ``options``: decode options and the model's forward
+        options (``hints`` as a hint map, ``style_L``)."""
         prepared = L_full if isinstance(L_full, Prepared) else None
         L_small = prepared.L_small if prepared is not None else self.render_lightness(L_full)
         opts = {**self.decode_options, **options}
@@ -178,7 +179,8 @@ class Colorizer:
             network = lambda x, **fwd: self.runtime.from_features(feats, x.shape[-2:], **fwd)  # noqa: E731
         if with_pred:
             opts["with_pred"] = True
-        out = self.model.predict(L_small.to(self.device), self.method, with_confidence=with_confidence,
+        method = self.method if decode is None else self.model.check_method(decode, self.name)
+        out = self.model.predict(L_small.to(self.device), method, with_confidence=with_confidence,
                                  network=network, **opts)
         return {k: v if k == "pred" else v.float().cpu() for k, v in out.items()}
 
@@ -382,11 +384,8 @@ class Colorizer:
 
     def _sample(self, img: tio.LoadedImage, seed: int, options: dict[str, Any]) -> Result:
         """One colorization of ``img`` drawn from the predicted distribution (decoder "sample")."""
-        saved, self.method = self.method, self.model.check_method("sample")
-        try:
-            res = self.colorize_loaded(img, generator=torch.Generator().manual_seed(seed), **options)
-        finally:
-            self.method = saved
+        # The decoder is this call's, not the colorizer's: lanes colorize other photos meanwhile.
+        res = self.colorize_loaded(img, generator=torch.Generator().manual_seed(seed), decode="sample", **options)
         res.source = None
         return res
 
