@@ -30,10 +30,19 @@ def larsson():
                                         hidden=32, global_context=True))
 
 
-def test_folded_network_predicts_what_the_model_predicts(larsson):
-    """Every batch norm of the backbone and the head is folded away; the logits stay the same."""
+@pytest.mark.parametrize("fused", [True, False], ids=["relu6-fused", "relu6-apart"])
+def test_folded_network_predicts_what_the_model_predicts(larsson, fused, monkeypatch):
+    """Every batch norm of the backbone and the head is folded away (and, where PyTorch offers
+    it, ReLU6 fused into the convolutions; without it they stay apart); the logits stay the same."""
+    import tinct.backbones.efficientnet_lite as lite
+    from tinct.folding import fused_conv_relu6_available
+
+    if fused and not fused_conv_relu6_available():
+        pytest.skip("this PyTorch build has no fused convolution + ReLU6")
+    monkeypatch.setattr(lite, "fused_conv_relu6_available", lambda: fused)
     L = torch.rand(2, 1, 64, 96) * 100
     net = inference_network(larsson)
+    assert any(getattr(m, "fused_relu6", False) for m in net.modules()) == fused
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in larsson.modules())  # the model is untouched
     with torch.inference_mode():

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SetupError, UsageError
-from ..folding import fold_conv_norm
+from ..folding import conv_relu6, fold_conv_norm, fused_conv_relu6_available
 from .base import Backbone
 
 __all__ = ["EfficientNetLite", "load_lite_state_dict", "VARIANTS"]
@@ -76,16 +76,31 @@ class _SamePadConv(nn.Conv2d):
     records it as graph operations on the input's shape instead of baking in constants.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    fused_relu6 = False  # set on inference copies (``fold_norms``): ``relu6`` is then one oneDNN call
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``x`` and the padding the convolution adds by itself: the symmetric stride-1 cases pad
+        inside the convolution (no copy); the others get ``x`` padded here and no padding."""
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        if sh == sw == 1 and kh % 2 == kw % 2 == 1:  # symmetric: the convolution pads by itself (no copy)
-            return F.conv2d(x, self.weight, self.bias, 1, (kh // 2, kw // 2), self.dilation, self.groups)
+        if sh == sw == 1 and kh % 2 == kw % 2 == 1:
+            return x, (kh // 2, kw // 2)
         ph = _same_pad(x.shape[-2], kh, sh)
         pw = _same_pad(x.shape[-1], kw, sw)
         if not (isinstance(ph, int) and isinstance(pw, int) and ph == 0 and pw == 0):
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return x, (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x, padding = self._padded(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def relu6(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu6(self(x))``; on an inference copy on the CPU, one fused oneDNN call (``tinct.folding``)."""
+        if not self.fused_relu6 or x.device.type != "cpu":
+            return F.relu6(self(x))
+        x, padding = self._padded(x)
+        return conv_relu6(x, self.weight, self.bias, padding, self.stride, self.dilation, self.groups)
 
 
 def _same_pad(size: int | torch.Tensor, kernel: int, stride: int) -> int | torch.Tensor:
@@ -121,19 +136,27 @@ class _MBConv(nn.Module):
         self.residual = stride == 1 and cin == cout
 
     def fold_norms(self) -> None:
-        """Inference only: each batch norm folded into the convolution before it (``tinct.folding``)."""
+        """Inference only: each batch norm folded into the convolution before it, and the ReLU6
+        after the expansion and depthwise convolutions fused into them (``tinct.folding``)."""
         pairs = [("_expand_conv", "_bn0")] if self.has_expand else []
         for conv, norm in [*pairs, ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]:
             fold_conv_norm(getattr(self, conv), getattr(self, norm))
             setattr(self, norm, nn.Identity())
+        for conv, _ in [*pairs, ("_depthwise_conv", "_bn1")]:
+            getattr(self, conv).fused_relu6 = fused_conv_relu6_available()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = _conv_norm_relu6(self._expand_conv, self._bn0, y)
+        y = _conv_norm_relu6(self._depthwise_conv, self._bn1, y)
         y = self._bn2(self._project_conv(y))
         return x + y if self.residual else y
+
+
+def _conv_norm_relu6(conv: _SamePadConv, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """relu6(norm(conv(x))); on an inference copy the norm is folded and the ReLU6 fused into the conv."""
+    return conv.relu6(x) if conv.fused_relu6 else F.relu6(norm(conv(x)))
 
 
 class EfficientNetLite(Backbone):
@@ -199,13 +222,14 @@ class EfficientNetLite(Backbone):
         for conv, norm in pairs:
             fold_conv_norm(getattr(self, conv), getattr(self, norm))
             setattr(self, norm, nn.Identity())
+        self._conv_stem.fused_relu6 = fused_conv_relu6_available()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image -> the network's input range (mean 0.5, std 0.5)."""
         return (x - 0.5) / 0.5
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+        return _conv_norm_relu6(self._conv_stem, self._bn0, self.normalize(x))
 
     def _level_layers(self, i: int) -> list[nn.Module]:
         first = self._level_ends[i - 1] + 1 if i > 0 else 0
