@@ -138,3 +138,20 @@ def test_a_model_loaded_under_inference_mode_runs(tiny_model_path):
         c = Colorizer(model, render_size=64)
         out = c.colorize_array(np.random.default_rng(0).random((30, 40, 3)).astype(np.float32))
     assert out.shape == (30, 40, 3)
+
+
+def test_the_fused_operator_check_does_not_depend_on_autocast():
+    """Asked first under bfloat16 autocast (as a runtime's first forward used to), the check gives
+    the same answer as outside it, and a bfloat16 runtime's copy is fused when the check says so."""
+    from tinct.folding import fused_conv_relu6_available
+
+    fused_conv_relu6_available.cache_clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fused_conv_relu6_available()
+    fused_conv_relu6_available.cache_clear()
+    assert fused_conv_relu6_available() == inside
+    model = build_model("larsson", space="lab-joint", backbone="efficientnet_lite0", pretrained=False, hidden=16).eval()
+    runtime = TorchRuntime(model, "bfloat16")
+    with torch.inference_mode():
+        runtime.forward(torch.rand(1, 1, 64, 64) * 100)
+    assert any(getattr(m, "fused_relu6", False) for m in runtime.network(torch.device("cpu")).modules()) == inside

@@ -54,6 +54,11 @@ def conv_relu6(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 def fused_conv_relu6_available() -> bool:
     """Whether ``conv_relu6`` runs here and agrees with the unfused pair, in float32 and bfloat16
     (it is an internal operator of PyTorch's CPU build; without it inference copies stay unfused)."""
+    with torch.autocast("cpu", enabled=False), torch.no_grad():  # the answer must not depend on the caller
+        return _fused_conv_relu6_works()
+
+
+def _fused_conv_relu6_works() -> bool:
     try:
         g = torch.Generator().manual_seed(0)
         x = torch.randn(1, 4, 9, 11, generator=g) * 4

@@ -117,21 +117,24 @@ class TorchRuntime(Runtime):
         return made[1]
 
     def forward(self, L: torch.Tensor, **options: Any) -> Prediction:
+        network = self.network(L.device)  # made outside autocast
         with self._autocast(L.device):
-            out = self.network(L.device)(L, **options)
+            out = network(L, **options)
         return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
 
     def features(self, L: torch.Tensor) -> list[torch.Tensor]:
         """L (B,1,H,W), padded -> the backbone's levels as ``forward`` computes them (models that
         ``reuses_features``), for ``from_features``."""
+        network = self.network(L.device)
         with self._autocast(L.device):
-            return self.network(L.device).features(L)
+            return network.features(L)
 
     def from_features(self, features: list[torch.Tensor], size: tuple[int, int], **options: Any) -> Prediction:
         """``forward`` from the backbone levels ``features`` of a padded L of ``size`` (H, W)."""
         device = features[0].device
+        network = self.network(device)
         with self._autocast(device):
-            out = self.network(device).from_features(features, size, **options)
+            out = network.from_features(features, size, **options)
         return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
 
     def _autocast(self, device: torch.device) -> Any:
