@@ -384,3 +384,22 @@ def test_threads_sets_the_runtime_threads(photo_dir, tmp_path, tiny_model_path, 
         assert "--threads 0: give at least 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_command_ends_a_finished_colorize_without_teardown_and_keeps_everything(photo_dir, tmp_path):
+    """`tinct colorize` as a process: after a local run it exits at once (os._exit once flushed),
+    with its exit code, its summary on stderr and every output whole; a run with a broken photo
+    still exits 1 and says why."""
+    (tmp_path / "in").mkdir()
+    for p in sorted(photo_dir.glob("*.*")):  # a.jpg, b.png
+        (tmp_path / "in" / p.name).write_bytes(p.read_bytes())
+    cmd = [sys.executable, "-m", "tinct.cli", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+           "--render-size", "64"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "2 colorized" in done.stderr
+    for out in (tmp_path / "out").iterdir():
+        with Image.open(out) as im:
+            im.load()  # decodes whole
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    failed = subprocess.run([*cmd, "--skip-existing"], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "broken.jpg" in failed.stderr and "1 failed" in failed.stderr
