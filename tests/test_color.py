@@ -95,6 +95,9 @@ def test_functions_are_batched_and_differentiable():
     assert y.shape == x.shape
     y.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    lab = y.detach().requires_grad_(True)  # and back: the fast output path is not autograd's
+    color.lab_to_rgb(lab, clip=False).sum().backward()
+    assert lab.grad is not None and torch.isfinite(lab.grad).all()
 
 
 def test_fit_to_gamut_keeps_lightness_and_hue():

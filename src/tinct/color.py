@@ -79,6 +79,10 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     Clamping in sRGB is how out-of-gamut (L, a, b) triples are brought back into the gamut.
     """
     _check(lab)
+    if torch.is_grad_enabled() and lab.requires_grad:  # autograd records: kornia's out-of-place version
+        from kornia.color import lab_to_rgb as kornia_lab_to_rgb
+
+        return kornia_lab_to_rgb(lab, clip=clip)
     rgb = _uncolumns(_cols_to_rgb(_columns(lab)), lab)
     return rgb.clamp_(0.0, 1.0) if clip else rgb
 
@@ -95,7 +99,8 @@ _RGB_FROM_XYZ = torch.tensor([[3.2404813432005266, -1.5371515162713185, -0.49853
 
 
 def _cols_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Lab columns (3,N) -> sRGB columns (3,N), unclipped (a new tensor)."""
+    """Lab columns (3,N) -> sRGB columns (3,N), unclipped (a new tensor). In place, so not for
+    autograd: ``lab_to_rgb`` hands gradients to kornia's version."""
     L, a, b = lab
     f = torch.empty_like(lab)
     fy = torch.add(L, 16.0, out=f[1]).div_(116.0)
