@@ -216,6 +216,7 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     a Ray cluster (``tinct.engines.ray_data``), record each photo in the manifest, print a summary."""
     from tqdm import tqdm
 
+    from .defaults import check_render_size
     from .engines import manifest
     from .engines.listing import expand_sources, plan_locations
     from .engines.ray_data import connect, require_ray, run_on_ray
@@ -244,8 +245,7 @@ def colorize_with_ray(args: argparse.Namespace, started: float) -> int:
     # never imports torch (a second off the start-up of every run).
     weights = resolve(args.model)
     caps = capabilities(read_metadata(weights))
-    if args.render_size < 32:
-        raise UserError(f"render size must be at least 32 pixels, got {args.render_size}")
+    check_render_size(args.render_size)
     method = choose_decoder(caps["decoders"] or ("identity",), caps["default_decode"] or "identity", args.decode,
                             args.model)
     options = photo_options(args, caps)

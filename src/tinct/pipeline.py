@@ -36,7 +36,7 @@ from PIL import Image
 
 from . import imageio as tio
 from .color import gray8_to_lightness, lab_to_rgb_in_gamut, lightness_of_linear, srgb8_to_linear, srgb_to_linear
-from .defaults import DEFAULT_RENDER_SIZE
+from .defaults import DEFAULT_RENDER_SIZE, check_render_size
 from .errors import UsageError
 from .hints import Hint, color_hex, parse_hints, render_hints
 from .models.base import ColorModel
@@ -109,8 +109,7 @@ class Colorizer:
                  threads: int | None = None, method: str | None = None, precision: str = "auto", **decode_options: Any):
         decode = decode_argument(decode, method)
         self.name = name or model_name(model.model if isinstance(model, Runtime) else model)
-        if render_size < 32:
-            raise UsageError(f"render size must be at least 32 pixels, got {render_size}")
+        check_render_size(render_size)
         if device != "cpu" and backend == "onnx":
             raise UsageError("the onnx backend runs on the CPU; use the torch backend for another device")
         if isinstance(model, (str, Path)) and device != "cpu":

@@ -104,7 +104,7 @@ class TorchRuntime(Runtime):
         several threads ask at the same time."""
         if self.model.training:
             return self.model
-        dtype = torch.bfloat16 if self.precision == "bfloat16" and device.type == "cpu" else torch.float32
+        dtype = torch.bfloat16 if self._bfloat16_on(device) else torch.float32
         tensors = [*self.model.parameters(), *self.model.buffers()]
         state = (tuple(t.device for t in tensors[:1]), sum(map(_version, tensors)), len(tensors))
         with _COPIES_LOCK:
@@ -137,9 +137,11 @@ class TorchRuntime(Runtime):
             out = network.from_features(features, size, **options)
         return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
 
+    def _bfloat16_on(self, device: torch.device) -> bool:
+        return self.precision == "bfloat16" and device.type == "cpu"
+
     def _autocast(self, device: torch.device) -> Any:
-        enabled = self.precision == "bfloat16" and device.type == "cpu"
-        return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self._bfloat16_on(device) else contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return f"TorchRuntime({self.model.arch}, {self.precision})"

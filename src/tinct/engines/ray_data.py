@@ -145,7 +145,7 @@ class PhotoWorker:
                 model = path
             self.colorizer = Colorizer(model, render_size=settings["render_size"], decode=settings["decode"],
                                        name=settings["name"], backend=settings["backend"],
-                                       threads=settings["threads"], precision=settings.get("precision", "auto"),
+                                       threads=settings["threads"], precision=settings["precision"],
                                        **settings["decode_options"])
         self.options = settings["options"]
 
