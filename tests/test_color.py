@@ -49,6 +49,32 @@ def test_lab_to_rgb_matches_kornia():
             assert (ours - theirs).abs().max() < 5e-5 and (ours - theirs)[inside].abs().max() < 1e-5
 
 
+def test_lab_to_rgb_matches_kornia_at_the_joins_of_the_two_piece_curves():
+    """Both curves are two pieces joined by clamps instead of masks: CIE's f meets its toe at
+    L = 8 for gray, and sRGB's gamma meets its linear segment at linear light 0.0031308 (L about
+    2.83 for gray). Colors straddling the joins equal kornia's (to 2e-6: kornia's toe slope
+    1/7.787 rounds CIE's 3 (6/29)^2; a branch taken wrongly would be 1e-5 off or more)."""
+    from kornia.color import lab_to_rgb as kornia_lab_to_rgb
+
+    L = torch.cat([torch.linspace(7.9, 8.1, 2001), torch.linspace(2.7, 2.95, 2001)])
+    ab = torch.linspace(-0.3, 0.3, 11)
+    lab = torch.stack(torch.meshgrid(L, ab, ab, indexing="ij")).reshape(3, 1, -1)
+    ours, theirs = color.lab_to_rgb(lab, clip=False), kornia_lab_to_rgb(lab, clip=False)
+    assert (ours - theirs).abs().max() < 2e-6
+
+
+def test_columns_with_reused_buffers_equal_the_image_conversion():
+    """``columns_to_rgb_in_gamut`` writes into ``out`` and works in ``work`` whatever they held."""
+    g = torch.Generator().manual_seed(8)
+    lab = torch.cat([torch.rand(1, 1, 30, 40, generator=g) * 100, torch.randn(1, 2, 30, 40, generator=g) * 70], dim=1)
+    cols = lab[0].reshape(3, -1)
+    out, work = torch.full_like(cols, float("nan")), [torch.full_like(cols, float("inf")), torch.rand(cols.shape)]
+    got = color.columns_to_rgb_in_gamut(cols, out, work)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got.view(3, 30, 40), color.lab_to_rgb_in_gamut(lab)[0])
+    assert torch.equal(cols, lab[0].reshape(3, -1))  # the input is left alone
+
+
 @pytest.mark.parametrize("rgb", [RNG.random((2000, 3)), CORNERS], ids=["random", "corners"])
 def test_lab_round_trip(rgb):
     lab = color.rgb_to_lab(_to_t(rgb))

@@ -229,6 +229,33 @@ def test_strip_resize_matches_full_bilinear():
     assert torch.allclose(parts, full, atol=1e-5)
 
 
+def test_strip_resize_into_buffers_equals_the_allocating_one():
+    wide = F.interpolate(torch.randn(1, 2, 13, 17), size=(13, 77), mode="bilinear", align_corners=False)
+    out, scratch = torch.full((2, 10, 77), float("nan")), torch.full((2, 10, 77), float("nan"))
+    got = _resize_rows(wide, 101, 30, 40, out=out, scratch=scratch)
+    assert got.data_ptr() == out.data_ptr() and torch.equal(got, _resize_rows(wide, 101, 30, 40)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_compose_strips_equal_one_full_resolution_conversion(monkeypatch, dtype):
+    """compose goes strip by strip through reused buffers, the last strip shorter: the same
+    pixels as converting the whole bilinearly resized Lab image at once."""
+    import tinct.pipeline as pipeline
+    from tinct.color import lab_to_rgb_in_gamut
+
+    g = torch.Generator().manual_seed(2)
+    L, ab = torch.rand(1, 1, 53, 40, generator=g) * 100, torch.randn(1, 2, 7, 5, generator=g) * 40
+    monkeypatch.setattr(pipeline, "STRIP_PIXELS", 40 * 10)  # six strips: 10, ..., 10, 3 rows
+    got = Colorizer.compose(None, L, ab, dtype)
+    full = F.interpolate(ab, size=(53, 40), mode="bilinear", align_corners=False)
+    want = lab_to_rgb_in_gamut(torch.cat([L, full], dim=1))[0].permute(1, 2, 0).numpy()
+    if dtype == np.uint8:
+        want = (want * 255 + 0.5).astype(np.uint8)
+        assert got.dtype == np.uint8 and np.abs(got.astype(int) - want).max() <= 1
+    else:
+        assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5
+
+
 def test_render_shape_keeps_aspect():
     assert render_shape(3000, 4000, 384) == (288, 384)
     assert render_shape(7, 1000, 384) == (3, 384)

@@ -35,7 +35,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import imageio as tio
-from .color import gray8_to_lightness, lab_to_rgb_in_gamut, lightness_of_linear, srgb8_to_linear, srgb_to_linear
+from .color import (
+    columns_to_rgb_in_gamut,
+    gray8_to_lightness,
+    lab_to_rgb_in_gamut,
+    lightness_of_linear,
+    srgb8_to_linear,
+    srgb_to_linear,
+    start_max_chroma_table,
+)
 from .defaults import DEFAULT_RENDER_SIZE, check_render_size
 from .errors import UsageError
 from .hints import Hint, color_hex, parse_hints, render_hints
@@ -116,6 +124,7 @@ class Colorizer:
             from . import load_model
 
             model = load_model(model, device=device)
+        start_max_chroma_table()  # the gamut table (0.1 s) is built on the other core meanwhile
         self.runtime = load_runtime(model, "torch" if device != "cpu" else backend, threads, precision=precision)
         self.model = self.runtime.model.eval().to(device)
         self.render_size = render_size
@@ -203,13 +212,17 @@ class Colorizer:
         out = np.empty((H, W, 3), dtype=dtype)
         rows = max(1, STRIP_PIXELS // max(W, 1))
         ab_wide = F.interpolate(ab_small.float(), size=(ab_small.shape[-2], W), mode="bilinear", align_corners=False)
+        # one set of strip buffers, reused: Lab in, sRGB out, the conversion's working memory
+        buffers = torch.empty((4, 3 * min(H, rows) * W), dtype=torch.float32)
         for top in range(0, H, rows):
             bottom = min(H, top + rows)
-            ab = _resize_rows(ab_wide, H, top, bottom)
-            rgb = lab_to_rgb_in_gamut(torch.cat([L_full[..., top:bottom, :], ab], dim=1))[0].permute(1, 2, 0)
+            lab, rgb, *work = (b[:3 * (bottom - top) * W].view(3, bottom - top, W) for b in buffers)
+            lab[0].copy_(L_full[0, 0, top:bottom])
+            _resize_rows(ab_wide, H, top, bottom, out=lab[1:], scratch=work[0][:2])
+            columns_to_rgb_in_gamut(lab.view(3, -1), rgb.view(3, -1), [w.view(3, -1) for w in work])
             if out.dtype == np.uint8:
-                rgb = rgb.mul(255).add_(0.5).to(torch.uint8)
-            out[top:bottom] = rgb.numpy()
+                rgb.mul_(255).add_(0.5)  # copied into uint8 below: truncation, so rounding
+            torch.from_numpy(out[top:bottom]).copy_(rgb.permute(1, 2, 0))
         return out
 
     def colorize_array(self, rgb: np.ndarray, **options: Any) -> np.ndarray:
@@ -454,9 +467,11 @@ def _linear_strip(rgb: np.ndarray) -> torch.Tensor:
     return lin.permute(2, 0, 1).unsqueeze(0)
 
 
-def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int) -> torch.Tensor:
+def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int, out: torch.Tensor | None = None,
+                 scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Rows [top, bottom) of ab_wide (1,2,h,W) bilinearly resized to H rows (align_corners=False):
-    (1,2,bottom-top,W).
+    (1,2,bottom-top,W), or written into ``out`` (2,bottom-top,W) with ``scratch`` of that shape
+    as working memory.
 
     With ``ab_wide`` the small ab map already resized to the full width (``F.interpolate`` to
     (h, W)), the strips together equal a full bilinear resize to (H, W): bilinear sampling is
@@ -466,8 +481,12 @@ def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int) -> torch.
     ys = ((torch.arange(top, bottom, dtype=torch.float32) + 0.5) * (h / H) - 0.5).clamp_(0, h - 1)
     lower = ys.floor().long()
     upper = (lower + 1).clamp_(max=h - 1)
-    weight = (ys - lower.float()).view(1, 1, -1, 1)
-    return torch.lerp(ab_wide.index_select(-2, lower), ab_wide.index_select(-2, upper), weight)
+    weight = (ys - lower.float()).view(-1, 1)
+    if out is None:
+        return torch.lerp(ab_wide.index_select(-2, lower), ab_wide.index_select(-2, upper), weight.view(1, 1, -1, 1))
+    torch.index_select(ab_wide[0], -2, lower, out=scratch)
+    torch.index_select(ab_wide[0], -2, upper, out=out)
+    return torch.lerp(scratch, out, weight, out=out)
 
 
 def _write(path: Path, result: Any, meta: tuple[bytes | None, bytes | None, int]) -> Path:
