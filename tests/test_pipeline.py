@@ -330,3 +330,14 @@ def test_api_says_decode_and_still_takes_method(tiny_model_path):
         assert Colorizer(tiny_model_path, method="mode").method == "mode"
     with pytest.raises(TypeError, match="decode= only"), pytest.warns(DeprecationWarning):
         tinct.colorize(gray, model=tiny_model_path, decode="mode", method="annealed")
+
+
+def test_a_process_that_ends_while_the_gamut_table_is_built_exits_cleanly(tiny_model_path):
+    """Colorizer starts the gamut table on another thread; a program that ends right away must
+    exit normally (a daemon thread inside PyTorch at finalization aborted the process)."""
+    import subprocess
+    import sys
+
+    code = f"from tinct.pipeline import Colorizer; Colorizer({str(tiny_model_path)!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "terminate" not in out.stderr, out.stderr

@@ -286,7 +286,8 @@ def start_max_chroma_table() -> None:
     """Start building ``max_chroma_table`` on a background thread unless it is built: for callers
     that load a model meanwhile (``Colorizer``), so that the first photo does not wait for it."""
     if not _max_chroma_table.cache_info().currsize:
-        threading.Thread(target=max_chroma_table, name="tinct-gamut-table", daemon=True).start()
+        # not a daemon: the interpreter must not finalize while it runs PyTorch code (that aborts)
+        threading.Thread(target=max_chroma_table, name="tinct-gamut-table").start()
 
 
 def _table_scale(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
