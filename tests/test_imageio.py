@@ -958,3 +958,49 @@ def test_pil_input_lazy_truncated_and_oriented(tmp_path: Path) -> None:
     with Image.open(oriented) as im:
         with pytest.raises(ImageError, match="200 pixels, over the limit of 100"):
             read_image(im, max_pixels=100)
+
+
+# ---- reading ahead -------------------------------------------------------------------------
+def _photos(tmp_path: Path, sizes: list[tuple[int, int]]) -> list[Path]:
+    paths = []
+    for i, (h, w) in enumerate(sizes):
+        p = tmp_path / f"p{i}.png"
+        Image.fromarray(RNG.integers(0, 256, (h, w), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_read_ahead_gives_each_photo_once_as_read_image_decodes_it(tmp_path):
+    paths = _photos(tmp_path, [(20, 30), (10, 12), (7, 9)])
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png")
+    paths.insert(1, tmp_path / "broken.png")
+    ahead = tio.ReadAhead(paths)
+    ahead.join(10)
+    for p in paths:
+        if p.name == "broken.png":
+            with pytest.raises(ImageError) as want:
+                read_image(p)
+            with pytest.raises(ImageError) as got:
+                ahead.take(p)
+            assert str(got.value) == str(want.value)
+        else:
+            assert np.array_equal(ahead.take(p).pixels, read_image(p).pixels)
+        assert ahead.take(p) is None  # taken once
+    assert ahead.take(tmp_path / "never-listed.png") is None
+
+
+def test_read_ahead_stops_at_its_pixel_budget_but_always_reads_the_first_photo(tmp_path):
+    paths = _photos(tmp_path, [(40, 50), (4, 5), (4, 5)])
+    ahead = tio.ReadAhead(paths, budget=100)  # the first photo alone is 2,000 pixels
+    ahead.join(10)
+    assert ahead.take(paths[0]) is not None
+    assert ahead.take(paths[1]) is None and ahead.take(paths[2]) is None
+
+
+def test_read_ahead_after_stop_holds_a_prefix_of_the_list(tmp_path):
+    paths = _photos(tmp_path, [(30, 30)] * 12)
+    ahead = tio.ReadAhead(paths)
+    ahead.stop()
+    ahead.join(10)
+    taken = [ahead.take(p) is not None for p in paths]
+    assert taken == sorted(taken, reverse=True)  # decoded in order: read ones first, then none

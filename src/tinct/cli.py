@@ -51,7 +51,6 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return colorize_with_ray(args, started)  # which never imports torch
     from .media import is_video_path
-    from .pipeline import Colorizer
 
     urls = [i for i in [*args.inputs, args.output] if is_url(i)]
     if urls:
@@ -72,6 +71,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if args.hints and videos:
         raise UserError("--hints applies to photos, not to videos")
     choose_hint_model(args, len(plan))
+    ahead = read_ahead(plan, args) if not videos else None
+    from .pipeline import Colorizer  # imports PyTorch: about a second, while ``ahead`` decodes photos
+
     # auto: photos on PyTorch; videos on PyTorch too when it runs in bfloat16, else on onnxruntime
     # when installed: the faster runtime for each, measured end to end (benchmarks/speed.py,
     # benchmarks/video_speed.py: 640x480 frames/s, PyTorch bfloat16 18.2, onnxruntime 12.4,
@@ -83,6 +85,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from .weights import model_capabilities
 
     extra = photo_options(args, model_capabilities(colorizer.model))  # every check before anything is written
+    extra["read_ahead"] = ahead
     if "style" in extra:
         colorizer.style_lightness(extra["style"])  # and the runtime must take one
     tally: Counter[str] = Counter()
@@ -182,7 +185,7 @@ def colorize_photos(colorizer, plan: list[tuple[Path, Path, str | None]], args: 
         for src, dst, problem in plan:
             if problem:
                 done(src, None, problem)
-            elif dst.exists() and not args.overwrite:  # kept, and not a failure
+            elif not needs_writing(dst, args):  # kept, and not a failure
                 tally["skipped" if args.skip_existing else "exists"] += 1
                 bar.update(1)
             else:
@@ -191,6 +194,20 @@ def colorize_photos(colorizer, plan: list[tuple[Path, Path, str | None]], args: 
     finally:
         bar.close()
     return tally
+
+
+def needs_writing(output: Path, args: argparse.Namespace) -> bool:
+    """Is ``output`` to be written (it does not exist, or --overwrite)?"""
+    return args.overwrite or not output.exists()
+
+
+def read_ahead(plan: list[tuple[Path, Path, str | None]], args: argparse.Namespace):
+    """A ``tinct.imageio.ReadAhead`` decoding the planned photos to colorize, first ones first,
+    while PyTorch and the model load (None when there is none)."""
+    from .imageio import ReadAhead
+
+    pending = [src for src, dst, problem in plan if not problem and needs_writing(dst, args)]
+    return ReadAhead(pending, args.max_pixels) if pending else None
 
 
 def summary(tally: Counter[str], unsupported: Counter[str], output: str, samples: int) -> str:

@@ -313,7 +313,8 @@ class Colorizer:
     # -- many files ----------------------------------------------------------------------
     def colorize_files(self, jobs: Iterable[tuple[Path, Path]], on_done: Callable[[Path, Path | None, str | None], None],
                        confidence: bool = False, samples: int = 0, max_pixels: int = tio.DEFAULT_MAX_PIXELS,
-                       lanes: int | None = None, **options: Any) -> None:
+                       lanes: int | None = None, read_ahead: tio.ReadAhead | None = None,
+                       **options: Any) -> None:
         """Colorize (input, output) pairs, several photos at a time.
 
         ``lanes`` photos (default ``default_lanes``) are decoded, colorized and composed at once,
@@ -327,9 +328,13 @@ class Colorizer:
         ``options["hints"]`` may be a function of the input path giving that photo's hints.
         Each job writes its output, decoded with ``self.method``; ``samples`` > 0 (histogram
         models) adds N sampled variants ``<stem>.sample<i><ext>`` beside it (seeds ``seed``,
-        ``seed + 1``, ...), and ``confidence`` a ``<stem>.confidence.png``.
+        ``seed + 1``, ...), and ``confidence`` a ``<stem>.confidence.png``. Photos ``read_ahead``
+        decoded while the model loaded are taken from it (it is stopped here); the lanes read
+        the others.
         """
         jobs = list(jobs)
+        if read_ahead is not None:
+            read_ahead.stop()
         lanes = self.default_lanes(len(jobs)) if lanes is None else max(1, lanes)
         budget = PixelBudget(LANE_PIXELS)
         threads = torch.get_num_threads()
@@ -338,7 +343,8 @@ class Colorizer:
                 ThreadPoolExecutor(max(2, lanes)) as writers:
             def run(src: Path, dst: Path) -> list[Future]:
                 try:
-                    img = tio.read_image(src, max_pixels)
+                    img = read_ahead.take(src) if read_ahead is not None else None
+                    img = img if img is not None else tio.read_image(src, max_pixels)
                     meta = (img.exif, img.icc_profile, img.bit_depth)
                     job_options = options
                     if callable(options.get("hints")):  # hints per photo (``tinct colorize --hints auto``)

@@ -16,12 +16,15 @@ Modules, lowest layer first:
 * ``read``: :func:`read_image` and :class:`LoadedImage`, pixel modes, the supported
   extensions (:data:`SUPPORTED_EXTENSIONS`, :func:`is_image_path`).
 * ``write``: :func:`write_image` and :func:`remove_stale_temporaries`.
+* ``ahead``: :class:`ReadAhead`, a batch's first photos decoded on another thread while the
+  caller loads its model.
 
 Callers use ``from . import imageio as tio``; this module re-exports the public names below.
 """
 
 from __future__ import annotations
 
+from .ahead import ReadAhead
 from .errors import ImageError
 from .limits import DEFAULT_MAX_PIXELS
 from .read import SUPPORTED_EXTENSIONS, LoadedImage, is_image_path, read_image
@@ -32,6 +35,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "ImageError",
     "LoadedImage",
+    "ReadAhead",
     "is_image_path",
     "read_image",
     "remove_stale_temporaries",
