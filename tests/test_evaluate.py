@@ -112,3 +112,12 @@ def test_a_subset_of_metrics_is_computed_alone(photo_set, tmp_path):
                  "--out", str(tmp_path / "r"), "-q"]) == 0
     row = json.loads((tmp_path / "r" / "report.json").read_text())["models"]["gray"]["metrics"]
     assert "psnr" in row and "ssim" not in row and "auc_rebal" in row  # pooled AuCs stay
+
+
+def test_evenly_spaced_is_the_limit_subset():
+    """``--limit N`` keeps N evenly spaced items (what scripts/fresh_manifest.py drops again)."""
+    from tinct.evaluate import evenly_spaced
+
+    assert evenly_spaced(list(range(10)), 4) == [0, 2, 5, 7]
+    assert evenly_spaced(list(range(10)), None) == list(range(10))
+    assert evenly_spaced(list(range(3)), 5) == [0, 1, 2]

@@ -60,6 +60,14 @@ def center_square(rgb_u8: np.ndarray, size: int) -> np.ndarray:
     return np.array(crop.resize((size, size), Image.BICUBIC) if s != size else crop)
 
 
+def evenly_spaced(items: list, limit: int | None) -> list:
+    """The ``--limit`` subset of ``items``: ``limit`` evenly spaced ones (every class folder and
+    every corpus source represented), or all of them when ``limit`` is None or not smaller."""
+    if not limit or limit >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / limit)] for i in range(limit)]
+
+
 def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None) -> list[dict[str, Any]]:
     """Every readable photo under ``folders`` as {"name", "truth" uint8 (S,S,3), "label" int|-1, "group"}.
 
@@ -83,8 +91,7 @@ def load_eval_set(folders: list[str | Path], size: int, limit: int | None = None
         for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
             wnid = f.parent.name
             items.append((f, IMAGENETTE_WNIDS.get(wnid, -1), f"{root.name}/{f.relative_to(root)}", root.name))
-    if limit and limit < len(items):  # an evenly spaced subset, so every class folder is represented
-        items = [items[int(i * len(items) / limit)] for i in range(limit)]
+    items = evenly_spaced(items, limit)
     if not items:
         raise UsageError(f"no photos found in {', '.join(map(str, folders))}")
     return [{"name": name, "truth": square_photo(f, size), "label": label, "group": group}
