@@ -352,6 +352,7 @@ def test_color_hints_pin_undo_save_load_and_download(chromium, hint_server_url, 
 
         # load the saved hints: the point is back, and so is its color
         card.locator(".hint-load").set_input_files(str(saved_hints))
+        point.first.wait_for(state="attached", timeout=10_000)  # the page reads the file asynchronously
         assert point.count() == 1 and point.get_attribute("aria-label").endswith("#00ff40")
         assert np.array_equal(_settle(page, card), pinned)
 
