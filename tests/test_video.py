@@ -221,13 +221,13 @@ def test_truncated_video_names_the_frame_and_fails_unless_partial_is_allowed(col
     assert full.frames == 30 and full.partial is None  # a complete file is not flagged
 
 
-def _bit_flipped(src: Path, dst: Path, where: str) -> Path:
+def _bit_flipped(src: Path, dst: Path, where: str, seed: int = 0) -> Path:
     data = bytearray(src.read_bytes())
     if where == "header":
         for i in range(64):
             data[i] ^= 0xFF
     else:
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         for i in rng.integers(len(data) // 10, len(data), 200):
             data[i] ^= 1 << int(rng.integers(8))
     dst.write_bytes(bytes(data))
@@ -239,10 +239,16 @@ def test_bit_flipped_mkv_is_one_line_naming_the_file_once(tiny_model_path, tmp_p
     from tinct.cli import main
 
     clip = write_clip(tmp_path / "clip.mkv", gray_frames(30, 48, 64))
-    bad = _bit_flipped(clip, tmp_path / "flipped.mkv", where)
-    rc = main(["colorize", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),
-               "--backend", "torch", "--render-size", "64", "-q"])
-    err = capsys.readouterr().err.strip()
+    # The encoder's bytes vary from run to run, and FFmpeg's threaded H.264 decoding conceals
+    # some flipped bits (the video is then colorized, exit 0): the message of the first
+    # corruption that does fail is what is under test.
+    for seed in range(10):
+        bad = _bit_flipped(clip, tmp_path / "flipped.mkv", where, seed)
+        rc = main(["colorize", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),
+                   "--backend", "torch", "--render-size", "64", "-q", "--overwrite"])
+        err = capsys.readouterr().err.strip()
+        if rc != 0:
+            break
     assert rc == 1 and err.startswith(f"tinct: error: {bad}: ") and "\n" not in err, err
     assert err.count("flipped.mkv") == 1, err
 
