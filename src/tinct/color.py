@@ -128,10 +128,11 @@ def _cols_to_rgb(lab: torch.Tensor, out: torch.Tensor | None = None,
     cube = torch.clamp(f, min=_DELTA, out=out).pow_(3)
     xyz = torch.add(cube, f.clamp_(max=_DELTA), alpha=3 * _DELTA**2, out=out)
     lin = torch.addmm(_TOE_OFFSET.to(lab), _RGB_FROM_XYZ.to(lab), xyz, out=f)
-    # 12.92 lin at or below _LINEAR_BELOW, the gamma curve above: lerp between them by a 0/1 step
+    # 12.92 lin at or below _LINEAR_BELOW, the gamma curve above: lerp between them by a 0/1 step;
+    # pow(1/2.4) as exp(log / 2.4), 5x faster
     torch.sub(lin, _LINEAR_BELOW, out=step).sign_().clamp_(min=0.0)
     gamma = torch.clamp(lin, min=_LINEAR_BELOW, out=out).log_().mul_(1 / 2.4).exp_().mul_(1.055).sub_(0.055)
-    return torch.lerp(lin.mul_(12.92), gamma, step, out=out)  # pow(1/2.4) as exp(log / 2.4): 5x faster
+    return torch.lerp(lin.mul_(12.92), gamma, step, out=out)
 
 
 def lab_to_lch(lab: torch.Tensor) -> torch.Tensor:
