@@ -989,12 +989,22 @@ def test_read_ahead_gives_each_photo_once_as_read_image_decodes_it(tmp_path):
     assert ahead.take(tmp_path / "never-listed.png") is None
 
 
-def test_read_ahead_stops_at_its_pixel_budget_but_always_reads_the_first_photo(tmp_path):
+def test_read_ahead_stops_at_its_memory_budget_but_always_reads_the_first_photo(tmp_path):
     paths = _photos(tmp_path, [(40, 50), (4, 5), (4, 5)])
-    ahead = tio.ReadAhead(paths, budget=100)  # the first photo alone is 2,000 pixels
+    ahead = tio.ReadAhead(paths, budget=100)  # the first photo alone holds 2,000 bytes (gray, 8-bit)
     ahead.join(10)
     assert ahead.take(paths[0]) is not None
     assert ahead.take(paths[1]) is None and ahead.take(paths[2]) is None
+
+
+def test_read_ahead_counts_the_memory_the_pixels_hold(tmp_path):
+    """A gray 8-bit photo holds one plane; 8-bit RGB three; 16-bit RGB three float32 planes."""
+    from tinct.imageio.ahead import _bytes
+
+    gray = read_image(np.zeros((10, 20), np.uint8))
+    rgb = read_image(np.zeros((10, 20, 3), np.uint8))
+    deep = read_image(np.zeros((10, 20, 3), np.uint16))
+    assert (_bytes(gray), _bytes(rgb), _bytes(deep)) == (200, 600, 2400)
 
 
 def test_read_ahead_after_stop_holds_a_prefix_of_the_list(tmp_path):

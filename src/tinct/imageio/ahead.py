@@ -3,7 +3,7 @@
 ``tinct colorize`` spends about a second importing PyTorch and loading the model before its
 first photo, on one core: the other core is idle. :class:`ReadAhead` decodes the batch's first
 photos on a background thread meanwhile (measured: 80 photos of 0.7 MP decoded during the
-import, which took no longer for it), up to a pixel budget, and stops when told that the
+import, which took no longer for it), up to a memory budget, and stops when told that the
 colorizing begins. Each photo is then taken once, in any order; one that was not read ahead is
 read by the caller as usual. A file that fails to decode keeps its error for ``take``.
 """
@@ -19,20 +19,21 @@ from pathlib import Path
 from .limits import DEFAULT_MAX_PIXELS
 from .read import LoadedImage, read_image
 
-__all__ = ["READ_AHEAD_PIXELS", "ReadAhead"]
+__all__ = ["READ_AHEAD_BYTES", "ReadAhead"]
 
-# At most this many decoded pixels wait for the caller (the first photo is read whatever its
-# size: the caller needs it first anyway): 32 MP, 96 MB of 8-bit RGB.
-READ_AHEAD_PIXELS = 32_000_000
+# At most this much decoded pixel memory waits for the caller (the first photo is read whatever
+# its size: the caller needs it first anyway): 32 MP of 8-bit RGB, 128 MP of 8-bit gray (held
+# once, seen as three channels), 10 MP of 16-bit photos (float32 RGB).
+READ_AHEAD_BYTES = 96_000_000
 
 
 class ReadAhead:
     """Decode ``paths`` in order (``read_image(path, max_pixels)``) on a daemon thread; it ends at
     ``stop``, at the end of the list, or when the photos decoded and not yet taken hold
-    ``budget`` pixels."""
+    ``budget`` bytes of pixels."""
 
     def __init__(self, paths: Iterable[str | os.PathLike[str]], max_pixels: int = DEFAULT_MAX_PIXELS,
-                 budget: int = READ_AHEAD_PIXELS):
+                 budget: int = READ_AHEAD_BYTES):
         self._paths = [Path(p) for p in paths]
         self._max_pixels, self._budget = max_pixels, budget
         self._decoded: dict[Path, Future[LoadedImage]] = {}
@@ -55,7 +56,7 @@ class ReadAhead:
                 future.set_exception(exc)
                 continue
             with self._lock:
-                self._held += _pixels(image)
+                self._held += _bytes(image)
             future.set_result(image)
 
     def stop(self) -> None:
@@ -71,7 +72,7 @@ class ReadAhead:
             return None
         image = future.result()
         with self._lock:
-            self._held -= _pixels(image)
+            self._held -= _bytes(image)
         return image
 
     def join(self, timeout: float | None = None) -> None:
@@ -79,5 +80,9 @@ class ReadAhead:
         self._thread.join(timeout)
 
 
-def _pixels(image: LoadedImage) -> int:
-    return image.pixels.shape[0] * image.pixels.shape[1]
+def _bytes(image: LoadedImage) -> int:
+    """The memory of ``image``'s pixels and alpha (a gray photo's one plane seen three times counts once)."""
+    pixels = image.pixels
+    planes = 1 if pixels.strides[2] == 0 else pixels.shape[2]
+    alpha = image.alpha.nbytes if image.alpha is not None else 0
+    return pixels.shape[0] * pixels.shape[1] * planes * pixels.itemsize + alpha
