@@ -301,6 +301,23 @@ def test_init_continues_from_weights_and_refuses_another_model(dataset, tmp_path
         train(TrainConfig.from_dict(other), tmp_path / "d", progress=False)
 
 
+def test_init_may_change_what_only_training_reads(dataset, tmp_path):
+    """Larsson's ``points`` (pixels sampled per crop) is training-only: a run may start from
+    weights trained with another count; its weights record the new one. Its ``hidden`` is not."""
+    from tinct.train import train
+    from tinct.weights import load_weights
+
+    larsson = {"arch": "larsson", "pretrained": False, "hidden": 8, "points": 8}
+    first = train(TrainConfig.from_dict(tiny_config(dataset, max_steps=1, model=larsson)), tmp_path / "a",
+                  progress=False)
+    denser = tiny_config(dataset, max_steps=1, init=str(first), model={**larsson, "points": 32})
+    second = train(TrainConfig.from_dict(denser), tmp_path / "b", progress=False)
+    assert load_weights(second).config["points"] == 32
+    wider = tiny_config(dataset, max_steps=1, init=str(first), model={**larsson, "hidden": 16})
+    with pytest.raises(ValueError, match="hidden"):
+        train(TrainConfig.from_dict(wider), tmp_path / "c", progress=False)
+
+
 def test_bad_config_is_a_clear_error(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("nmae: x\n")

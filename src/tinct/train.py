@@ -145,8 +145,8 @@ def parameter_groups(model: torch.nn.Module, spec: dict[str, Any]) -> list[dict[
 def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
     """Load the tensors of ``weights`` (a shipped model name or a .safetensors file) into ``model``.
 
-    The file must hold the same architecture with the same model config (``pretrained`` aside),
-    so that training continues the same network: a longer run split across sessions, or a
+    The file must hold the same architecture with the same model config (``pretrained`` and the
+    model's ``training_only_config`` keys aside), so that training continues the same network: a longer run split across sessions, or a
     shipped model fine-tuned on your photos. Optimizer state and schedule start afresh (the
     file has neither). Returns what the run's metadata records: the source's name, steps and
     total_steps (its own ``total_steps`` when it was itself continued).
@@ -156,8 +156,9 @@ def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
     path = resolve(weights)
     source = load_weights(path)
     extends = source.arch != model.arch and source.arch in getattr(model, "init_archs", ())
-    same = {k: v for k, v in source.config.items() if k != "pretrained"}
-    want = {k: v for k, v in model.config.items() if k != "pretrained" and (k in same or not extends)}
+    ignored = {"pretrained", *getattr(model, "training_only_config", ())}
+    same = {k: v for k, v in source.config.items() if k not in ignored}
+    want = {k: v for k, v in model.config.items() if k not in ignored and (k in same or not extends)}
     if (source.arch != model.arch and not extends) or same != want:
         diff = sorted(k for k in set(same) | set(want) if same.get(k) != want.get(k))
         raise UsageError(f"cannot start from {path}: it is {source.arch!r} with another model config "

@@ -88,6 +88,9 @@ class ColorModel(nn.Module):
     default_decode: str = "identity"
     needs_labels: bool = False
     pad_multiple: int = 32            # inputs are padded to a multiple of this by ``predict``
+    # config keys that change how the model trains, not the network it is: a run may start
+    # (``init``) from weights whose config differs in them
+    training_only_config: tuple[str, ...] = ()
 
     def __init__(self, **config: Any):
         super().__init__()

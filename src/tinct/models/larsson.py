@@ -100,6 +100,8 @@ class Larsson(ColorModel):
             recipe can ship a model that decodes, say, by the annealed mean.
     """
 
+    training_only_config = ("points",)  # pixels sampled per crop in training; inference is dense
+
     head_kind = "histogram"
     color_space = "lab"
 
