@@ -473,11 +473,11 @@ def _linear_strip(rgb: np.ndarray) -> torch.Tensor:
     return lin.permute(2, 0, 1).unsqueeze(0)
 
 
-def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int, out: torch.Tensor | None = None,
-                 scratch: torch.Tensor | None = None) -> torch.Tensor:
-    """Rows [top, bottom) of ab_wide (1,2,h,W) bilinearly resized to H rows (align_corners=False):
-    (1,2,bottom-top,W), or written into ``out`` (2,bottom-top,W) with ``scratch`` of that shape
-    as working memory.
+def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int, out: torch.Tensor,
+                 scratch: torch.Tensor) -> torch.Tensor:
+    """Rows [top, bottom) of ab_wide (1,2,h,W) bilinearly resized to H rows (align_corners=False),
+    written into ``out`` (2,bottom-top,W) and returned; ``scratch``, of the same shape, is its
+    working memory.
 
     With ``ab_wide`` the small ab map already resized to the full width (``F.interpolate`` to
     (h, W)), the strips together equal a full bilinear resize to (H, W): bilinear sampling is
@@ -488,8 +488,6 @@ def _resize_rows(ab_wide: torch.Tensor, H: int, top: int, bottom: int, out: torc
     lower = ys.floor().long()
     upper = (lower + 1).clamp_(max=h - 1)
     weight = (ys - lower.float()).view(-1, 1)
-    if out is None:
-        return torch.lerp(ab_wide.index_select(-2, lower), ab_wide.index_select(-2, upper), weight.view(1, 1, -1, 1))
     torch.index_select(ab_wide[0], -2, lower, out=scratch)
     torch.index_select(ab_wide[0], -2, upper, out=out)
     return torch.lerp(scratch, out, weight, out=out)

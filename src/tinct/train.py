@@ -146,8 +146,8 @@ def init_from(model: torch.nn.Module, weights: str) -> dict[str, Any]:
     """Load the tensors of ``weights`` (a shipped model name or a .safetensors file) into ``model``.
 
     The file must hold the same architecture with the same model config (``pretrained`` and the
-    model's ``training_only_config`` keys aside), so that training continues the same network: a longer run split across sessions, or a
-    shipped model fine-tuned on your photos. Optimizer state and schedule start afresh (the
+    model's ``training_only_config`` keys aside), so that training continues the same network: a
+    longer run split across sessions, or a shipped model fine-tuned on your photos. Optimizer state and schedule start afresh (the
     file has neither). Returns what the run's metadata records: the source's name, steps and
     total_steps (its own ``total_steps`` when it was itself continued).
     """
